@@ -1,0 +1,3 @@
+"""tracehouse: the flight recorder for AI agents."""
+
+__version__ = "0.1.0"

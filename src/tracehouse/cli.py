@@ -1,0 +1,146 @@
+"""The ``tracehouse`` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from tracehouse import __version__
+from tracehouse.model import Node, Run
+from tracehouse.store import DEFAULT_DSN, DSNError, Store, StoreError, migrations
+from tracehouse.store.dsn import DEFAULT_DATABASE
+from tracehouse.store.schema import Layout
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"TRACEHOUSE_{name}", default)
+
+
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=_env("STORE", DEFAULT_DSN),
+        help="store DSN: chdb://PATH (embedded) or http(s)://user:pw@host:8123/db "
+        f"(env TRACEHOUSE_STORE; default {DEFAULT_DSN})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tracehouse", description="The flight recorder for AI agents.")
+    parser.add_argument("--version", action="version", version=f"tracehouse {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    schema = commands.add_parser("schema", help="print the ClickHouse DDL of every table")
+    schema.add_argument("--cluster", help="render for a cluster: ON CLUSTER, Replicated and Distributed tables")
+    schema.add_argument("--database", default=DEFAULT_DATABASE, help=f"database name (default {DEFAULT_DATABASE})")
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the schema of a store")
+    _add_store(migrate)
+    migrate.add_argument("--cluster", help="the ClickHouse cluster to create the tables on")
+
+    demo = commands.add_parser("demo", help="fill a store with sample agent runs and show one")
+    _add_store(demo)
+    demo.add_argument("--runs", type=int, default=5, help="how many sample runs to write (default 5)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"schema": cmd_schema, "migrate": cmd_migrate, "demo": cmd_demo}[args.command](args)
+    except (DSNError, StoreError, ValueError) as exc:
+        print(f"tracehouse: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    layout = Layout(database=args.database, cluster=args.cluster)
+    print(";\n\n".join(migrations.all_statements(layout)) + ";")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    with Store.open(args.store, cluster=args.cluster, migrate=False) as store:
+        applied = migrations.migrate(store.client, store.layout)
+        print(f"{store.address.describe()}: schema version {store.schema_version()}"
+              + (f" (applied {', '.join(map(str, applied))})" if applied else " (up to date)"))  # fmt: skip
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tracehouse.demo import sample_run, sample_runs
+    from tracehouse.store import queries
+
+    if args.runs < 1:
+        raise ValueError("--runs must be at least 1")
+    with Store.open(args.store) as store:
+        samples = [*sample_runs(args.runs - 1, seed=os.getpid()), sample_run(seed=os.getpid())]
+        for sample in samples:
+            store.write(sample.nodes, sample.events)
+        spans = sum(len(s.nodes) for s in samples)
+        print(f"Wrote {len(samples)} sample runs ({spans} spans) to {store.address.describe()}.\n")
+        tenant = samples[-1].nodes[0].tenant
+        runs = queries.list_runs(store, tenant, top_level=True, limit=10)
+        print(format_runs(runs))
+        shown = samples[-1]
+        root = next(n for n in shown.nodes if n.run_root)
+        print(f"\nThe newest run, {shown.run_id}, span by span:\n")
+        print(format_tree(queries.trace_nodes(store, tenant, root.trace_id)))
+    return 0
+
+
+def _duration(ns: int) -> str:
+    seconds = ns / 1e9
+    return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.1f}s"
+
+
+def format_runs(runs: Sequence[Run]) -> str:
+    header = f"{'STARTED (UTC)':<20} {'AGENT':<15} {'STATUS':<10} {'TIME':>7} {'NODES':>5} {'TOKENS':>7} {'COST $':>8}  INPUT"
+    lines = [header]
+    for run in runs:
+        lines.append(
+            f"{run.started_at:%Y-%m-%d %H:%M:%S}  {run.agent_name[:15]:<15} {run.status.value:<10} "
+            f"{_duration(run.duration_ns):>7} {run.node_count:>5} {run.usage.total_tokens:>7} "
+            f"{run.cost_usd:>8.4f}  {run.input_preview[:50]}"
+        )
+    return "\n".join(lines)
+
+
+def format_tree(nodes: Sequence[Node]) -> str:
+    """Spans as an indented tree, children in start order."""
+    ids = {n.span_id for n in nodes}
+    children: dict[str, list[Node]] = {}
+    for node in nodes:
+        parent = node.parent_span_id if node.parent_span_id in ids else ""
+        children.setdefault(parent, []).append(node)
+    lines: list[str] = []
+
+    def walk(parent: str, prefix: str) -> None:
+        kids = children.get(parent, [])
+        for i, node in enumerate(kids):
+            last = i == len(kids) - 1
+            branch = "" if not prefix and parent == "" else ("└─ " if last else "├─ ")
+            lines.append(f"{prefix}{branch}{_describe(node)}")
+            walk(node.span_id, prefix + ("" if branch == "" else ("   " if last else "│  ")))
+
+    walk("", "")
+    return "\n".join(lines)
+
+
+def _describe(node: Node) -> str:
+    parts = [node.name, f"[{node.type.value}]", node.status.value, _duration(node.duration_ns)]
+    if node.run_root:
+        parts.append(f"run {node.run_id}")
+    if node.usage.total_tokens:
+        parts.append(f"{node.usage.input_tokens} in / {node.usage.output_tokens} out tokens")
+    if node.cost_usd:
+        parts.append(f"${node.cost_usd:.4f}")
+    if node.status_message:
+        parts.append(f"error: {node.status_message}")
+    return "  ".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The ClickHouse store: open it by DSN, write canonical rows, keep run summaries current.
+
+>>> store = Store.open("chdb://./tracehouse-data")   # the embedded default
+>>> store.write(nodes, events)                       # insert, then refresh the runs touched
+>>> store.close()
+
+The same DDL and SQL run on the embedded engine and on a ClickHouse server or cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from tracehouse.model import Event, LogRecord, Node
+from tracehouse.store import migrations, rollups, rows, schema
+from tracehouse.store.client import StoreBusyError, StoreError, connect
+from tracehouse.store.dsn import DEFAULT_DSN, DSNError, StoreAddress, parse_dsn
+from tracehouse.store.schema import Layout
+
+__all__ = [
+    "DEFAULT_DSN",
+    "DSNError",
+    "Layout",
+    "Store",
+    "StoreAddress",
+    "StoreBusyError",
+    "StoreError",
+    "parse_dsn",
+]
+
+
+class Store:
+    """An open store: a client, where the tables are, and the writes tracehouse makes."""
+
+    def __init__(self, client: Any, address: StoreAddress, layout: Layout):
+        self.client = client
+        self.address = address
+        self.layout = layout
+
+    @classmethod
+    def open(cls, dsn: str = DEFAULT_DSN, *, cluster: str | None = None, migrate: bool = True) -> Store:
+        """Connect to the store named by ``dsn`` and bring its schema to the latest version."""
+        address = parse_dsn(dsn)
+        if cluster and address.embedded:
+            raise DSNError("--cluster needs a ClickHouse server DSN (http:// or https://), not chdb://")
+        layout = Layout(database=address.database, cluster=cluster)
+        client = connect(address)
+        store = cls(client, address, layout)
+        if migrate:
+            try:
+                migrations.migrate(client, layout)
+            except Exception:
+                store.close()
+                raise
+        return store
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def table(self, name: str) -> str:
+        return self.layout.table(name)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple]:
+        """Run a SELECT with server-side bound ``{name:Type}`` parameters; return the rows."""
+        return self.client.query(sql, parameters=parameters or {}).result_rows
+
+    def schema_version(self) -> int:
+        return max(migrations.applied_versions(self.client, self.layout), default=0)
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def _insert(self, table: str, columns: Sequence[str], data: list[list], dedup_token: str | None) -> int:
+        if not data:
+            return 0
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        self.client.insert(self.layout.table(table), data, column_names=list(columns), settings=settings)
+        return len(data)
+
+    def insert_spans(self, nodes: Iterable[Node], *, dedup_token: str | None = None) -> int:
+        """Insert spans as they are; call :meth:`refresh_runs` for their runs afterwards."""
+        return self._insert(schema.SPANS, rows.SPAN_COLUMNS, [rows.span_row(n) for n in nodes], dedup_token)
+
+    def insert_events(self, events: Iterable[Event], *, dedup_token: str | None = None) -> int:
+        return self._insert(schema.EVENTS, rows.EVENT_COLUMNS, [rows.event_row(e) for e in events], dedup_token)
+
+    def insert_logs(self, records: Iterable[LogRecord], *, dedup_token: str | None = None) -> int:
+        return self._insert(schema.LOGS, rows.LOG_COLUMNS, [rows.log_row(r) for r in records], dedup_token)
+
+    def refresh_runs(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, date]]:
+        return rollups.refresh_runs(self.client, self.layout, keys)
+
+    def refresh_agent_daily(self, days: Iterable[tuple[str, date]]) -> None:
+        rollups.refresh_agent_daily(self.client, self.layout, days)
+
+    def write(
+        self,
+        nodes: Sequence[Node],
+        events: Sequence[Event] = (),
+        logs: Sequence[LogRecord] = (),
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
+        """Insert a batch and bring the run rows and daily rollups it touches up to date."""
+        token = (lambda kind: f"{dedup_token}:{kind}") if dedup_token else (lambda kind: None)
+        self.insert_spans(nodes, dedup_token=token("spans"))
+        self.insert_events(events, dedup_token=token("events"))
+        self.insert_logs(logs, dedup_token=token("logs"))
+        keys = {(n.tenant, n.run_id) for n in nodes if n.run_id}
+        if keys:
+            self.refresh_agent_daily(self.refresh_runs(keys))

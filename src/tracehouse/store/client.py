@@ -1,0 +1,95 @@
+"""The one client factory: clickhouse-connect over the embedded engine (chdb) or a server.
+
+An embedded store directory belongs to one process at a time. :func:`connect` takes an
+exclusive lock on ``<dir>/tracehouse-store.lock`` and raises :class:`StoreBusyError`, naming the
+holder, when another process has it; the lock is released when the client is closed or the
+process exits (even on SIGKILL, since it is an ``flock``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from importlib.resources import files
+from typing import Any
+
+import clickhouse_connect
+
+from tracehouse.store.dsn import StoreAddress
+
+LOCK_FILE = "tracehouse-store.lock"
+# Settings applied to every session: times are UTC whatever the host's time zone.
+SESSION_SETTINGS = {"session_timezone": "UTC"}
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used; the message says why and what to do."""
+
+
+class StoreBusyError(StoreError):
+    """Another process owns the embedded store directory."""
+
+
+def embedded_config_path() -> str:
+    """The shipped server configuration of the embedded engine (system logs off)."""
+    return str(files("tracehouse.store").joinpath("embedded.xml"))
+
+
+def connect(address: StoreAddress) -> Any:
+    """A clickhouse-connect client for the address. SQL should use qualified table names."""
+    if not address.embedded:
+        try:
+            return clickhouse_connect.get_client(dsn=address.url, settings=SESSION_SETTINGS)
+        except Exception as exc:  # the driver raises several types; all mean "cannot connect"
+            raise StoreError(f"cannot connect to ClickHouse at {address.describe()}: {exc}") from exc
+    lock_fd = _lock_directory(address.path) if address.path else None
+    try:
+        client = clickhouse_connect.get_client(
+            interface="chdb",
+            path=address.path,
+            settings=SESSION_SETTINGS,
+            chdb_options={"config-file": embedded_config_path()},
+        )
+    except Exception as exc:
+        if lock_fd is not None:
+            os.close(lock_fd)
+        raise StoreError(
+            f"cannot open the embedded store {address.describe()}: {exc}. "
+            "One process can open only one embedded store directory at a time."
+        ) from exc
+    if lock_fd is not None:
+        _release_on_close(client, lock_fd)
+    return client
+
+
+def _lock_directory(path: str) -> int:
+    os.makedirs(path, exist_ok=True)
+    lock_path = os.path.join(path, LOCK_FILE)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise StoreBusyError(
+            f"the embedded store {path} is in use by {holder}; talk to that process over HTTP "
+            "(tracehouse serve) or stop it first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _release_on_close(client: Any, fd: int) -> None:
+    close = client.close
+
+    def close_and_unlock() -> None:
+        try:
+            close()
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    client.close = close_and_unlock

@@ -1,0 +1,86 @@
+"""Versioned schema changes, applied in order at startup, each once.
+
+A migration is a version number, a description and the statements it runs for a
+:class:`~tracehouse.store.schema.Layout`. Applied versions are recorded in
+``schema_migrations``. Statements are idempotent (``IF NOT EXISTS``), so a run that stopped
+half-way is completed by the next start. New schema changes append a migration; released
+migrations are never edited.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tracehouse.store import schema
+from tracehouse.store.schema import Layout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: Callable[[Layout], list[str]]
+
+
+def _initial(layout: Layout) -> list[str]:
+    statements: list[str] = []
+    for spec in schema.DATA_TABLES:
+        statements += layout.create_table(spec)
+    statements += layout.create_view(schema.TRACE_ID_TS_VIEW)
+    return statements
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "spans, trace id lookup, runs, events, logs, agent daily rollup, tenants", _initial),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def bootstrap_statements(layout: Layout) -> list[str]:
+    """The database and the migrations table: what must exist before versions can be read."""
+    return [layout.create_database(), *layout.create_table(schema.MIGRATIONS_TABLE)]
+
+
+def all_statements(layout: Layout) -> list[str]:
+    """Every statement of the schema in order: what ``tracehouse schema`` prints."""
+    statements = bootstrap_statements(layout)
+    for migration in MIGRATIONS:
+        statements += migration.statements(layout)
+    return statements
+
+
+def applied_versions(client: Any, layout: Layout) -> set[int]:
+    rows = client.query(f"SELECT Version FROM {layout.table(schema.MIGRATIONS)} FINAL").result_rows
+    return {int(version) for (version,) in rows}
+
+
+def migrate(client: Any, layout: Layout) -> list[int]:
+    """Bring the schema to the latest version; return the versions applied now."""
+    for statement in bootstrap_statements(layout):
+        client.command(statement)
+    done = applied_versions(client, layout)
+    unknown = sorted(v for v in done if v > LATEST_VERSION)
+    if unknown:
+        raise RuntimeError(
+            f"the store was migrated by a newer tracehouse (schema version {unknown[-1]}, "
+            f"this build knows up to {LATEST_VERSION}); upgrade tracehouse to open it"
+        )
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        log.info("applying schema migration %d: %s", migration.version, migration.description)
+        for statement in migration.statements(layout):
+            client.command(statement)
+        client.insert(
+            layout.table(schema.MIGRATIONS),
+            [[migration.version, migration.description]],
+            column_names=["Version", "Description"],
+        )
+        applied.append(migration.version)
+    return applied

@@ -1,0 +1,162 @@
+"""Reads over the store, tenant-scoped and parameterized (values are bound, never formatted in).
+
+List views read only the small summary columns of the ``runs`` table: never a payload column
+(see :data:`tracehouse.store.schema.PAYLOAD_COLUMNS`; ``tests/test_queries.py`` proves it from
+the query plan).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tracehouse.model import Node, NodeType, Run, SpanEvent, SpanLink, Status, Usage
+from tracehouse.store import schema
+
+_RUN_LIST_COLUMNS = (
+    "Tenant", "RunId", "ParentRunId", "TraceId", "RootSpanId", "AgentName", "ServiceName",
+    "ConversationId", "UserId", "Status", "StartedAt", "EndedAt", "DurationNs", "NodeCount",
+    "FailedNodes", "LlmCalls", "ToolCalls", "InputTokens", "OutputTokens", "CacheReadTokens",
+    "CacheCreationTokens", "ReasoningTokens", "CostUsd", "InputPreview", "OutputPreview",
+    "ErrorMessage", "Metadata", "TtlDays",
+)  # fmt: skip
+
+
+def list_runs_sql(
+    runs_table: str,
+    *,
+    agent: bool = False,
+    status: bool = False,
+    since: bool = False,
+    until: bool = False,
+    top_level: bool = False,
+) -> str:
+    """The history query; each flag adds the filter on the bound parameter of that name."""
+    where = ["Tenant = {tenant:String}"]
+    if top_level:
+        where.append("ParentRunId = ''")
+    if agent:
+        where.append("AgentName = {agent:String}")
+    if status:
+        where.append("Status = {status:String}")
+    if since:
+        where.append("StartedAt >= {since:DateTime64(9)}")
+    if until:
+        where.append("StartedAt < {until:DateTime64(9)}")
+    return (
+        f"SELECT {', '.join(_RUN_LIST_COLUMNS)} FROM {runs_table} FINAL "
+        f"WHERE {' AND '.join(where)} "
+        "ORDER BY StartedAt DESC, RunId DESC LIMIT {limit:UInt32} OFFSET {offset:UInt64}"
+    )
+
+
+def list_runs(
+    store: Any,
+    tenant: str,
+    *,
+    agent: str | None = None,
+    status: Status | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    top_level: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Run]:
+    """Runs of a tenant, newest first; ``top_level`` leaves out sub-agent runs."""
+    params: dict[str, Any] = {"tenant": tenant, "limit": limit, "offset": offset}
+    for name, value in (("agent", agent), ("status", status), ("since", since), ("until", until)):
+        if value is not None:
+            params[name] = value.value if isinstance(value, Status) else value
+    sql = list_runs_sql(
+        store.table(schema.RUNS),
+        agent=agent is not None,
+        status=status is not None,
+        since=since is not None,
+        until=until is not None,
+        top_level=top_level,
+    )
+    return [_run(row) for row in store.query(sql, params)]
+
+
+def _usage(r: dict[str, Any]) -> Usage:
+    return Usage(
+        input_tokens=r["InputTokens"],
+        output_tokens=r["OutputTokens"],
+        cache_read_tokens=r["CacheReadTokens"],
+        cache_creation_tokens=r["CacheCreationTokens"],
+        reasoning_tokens=r["ReasoningTokens"],
+    )
+
+
+def _run(row: tuple) -> Run:
+    r = dict(zip(_RUN_LIST_COLUMNS, row, strict=True))
+    return Run(
+        tenant=r["Tenant"], run_id=r["RunId"], parent_run_id=r["ParentRunId"], trace_id=r["TraceId"],
+        root_span_id=r["RootSpanId"], agent_name=r["AgentName"], service_name=r["ServiceName"],
+        conversation_id=r["ConversationId"], user_id=r["UserId"], status=Status(r["Status"]),
+        started_at=r["StartedAt"], ended_at=r["EndedAt"], duration_ns=r["DurationNs"],
+        node_count=r["NodeCount"], failed_nodes=r["FailedNodes"], llm_calls=r["LlmCalls"],
+        tool_calls=r["ToolCalls"],
+        usage=_usage(r),
+        cost_usd=r["CostUsd"], input_preview=r["InputPreview"], output_preview=r["OutputPreview"],
+        error_message=r["ErrorMessage"], metadata=r["Metadata"], ttl_days=r["TtlDays"],
+    )  # fmt: skip
+
+
+_NODE_COLUMNS = (
+    "Tenant", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind", "ServiceName",
+    "ScopeName", "ScopeVersion", "ResourceAttributes", "SpanAttributes", "PayloadAttributes",
+    "Events.Timestamp", "Events.Name", "Events.Attributes", "Links.TraceId", "Links.SpanId",
+    "Links.TraceState", "Links.Attributes", "Timestamp", "Duration", "StatusCode", "StatusMessage",
+    "RunId", "ParentRunId", "RunRoot", "NodeType", "Status", "OperationName", "AgentName",
+    "ConversationId", "UserId", "Model", "Provider", "InputTokens", "OutputTokens", "CacheReadTokens",
+    "CacheCreationTokens", "ReasoningTokens", "CostUsd", "Input", "Output", "ErrorType", "TtlDays",
+    "PayloadTtlDays",
+)  # fmt: skip
+
+
+def _select_nodes(store: Any, where: str, params: dict[str, Any]) -> list[Node]:
+    sql = (
+        f"SELECT {', '.join(f'`{c}`' for c in _NODE_COLUMNS)} FROM {store.table(schema.SPANS)} FINAL "
+        f"WHERE Tenant = {{tenant:String}} AND {where} ORDER BY Timestamp, SpanId"
+    )
+    return [_node(row) for row in store.query(sql, params)]
+
+
+def run_nodes(store: Any, tenant: str, run_id: str) -> list[Node]:
+    """Every span of one run in start order (its sub-runs' spans not included), with payloads."""
+    return _select_nodes(store, "RunId = {run_id:String}", {"tenant": tenant, "run_id": run_id})
+
+
+def trace_nodes(store: Any, tenant: str, trace_id: str) -> list[Node]:
+    """Every span of one trace in start order: a run with its sub-agent runs."""
+    return _select_nodes(store, "TraceId = {trace_id:String}", {"tenant": tenant, "trace_id": trace_id})
+
+
+def _node(row: tuple) -> Node:
+    r = dict(zip(_NODE_COLUMNS, row, strict=True))
+    return Node(
+        tenant=r["Tenant"], trace_id=r["TraceId"], span_id=r["SpanId"], parent_span_id=r["ParentSpanId"],
+        trace_state=r["TraceState"], name=r["SpanName"], span_kind=r["SpanKind"],
+        service_name=r["ServiceName"], scope_name=r["ScopeName"], scope_version=r["ScopeVersion"],
+        resource_attributes=r["ResourceAttributes"], attributes=r["SpanAttributes"],
+        payload_attributes=r["PayloadAttributes"],
+        events=[
+            SpanEvent(timestamp=ts, name=name, attributes=attrs)
+            for ts, name, attrs in zip(r["Events.Timestamp"], r["Events.Name"], r["Events.Attributes"], strict=True)
+        ],
+        links=[
+            SpanLink(trace_id=t, span_id=s, trace_state=st, attributes=a)
+            for t, s, st, a in zip(
+                r["Links.TraceId"], r["Links.SpanId"], r["Links.TraceState"], r["Links.Attributes"], strict=True
+            )
+        ],
+        started_at=r["Timestamp"], duration_ns=r["Duration"], otel_status_code=r["StatusCode"],
+        status_message=r["StatusMessage"], run_id=r["RunId"], parent_run_id=r["ParentRunId"],
+        run_root=r["RunRoot"], type=NodeType.parse(r["NodeType"]), status=Status(r["Status"]),
+        operation=r["OperationName"], agent_name=r["AgentName"], conversation_id=r["ConversationId"],
+        user_id=r["UserId"], model=r["Model"], provider=r["Provider"],
+        usage=_usage(r),
+        cost_usd=r["CostUsd"], input=r["Input"], output=r["Output"], error_type=r["ErrorType"],
+        ttl_days=r["TtlDays"], payload_ttl_days=r["PayloadTtlDays"],
+    )  # fmt: skip

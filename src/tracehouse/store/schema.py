@@ -1,0 +1,451 @@
+"""The ClickHouse schema of tracehouse, rendered for one server or for a cluster.
+
+Each table is declared once as a :class:`TableSpec`. :class:`Layout` renders it either as a
+plain table (the embedded store and a single server) or, with a cluster name, as a
+``Replicated*`` local table ``<name>_local`` created ``ON CLUSTER`` plus a ``Distributed`` table
+``<name>`` over it, so that reads and inserts use the same names in both modes.
+
+Retention rules shared by the data tables (see docs/schema.md):
+
+* every row carries ``TtlDays`` (and ``PayloadTtlDays`` where it has payload columns) and the
+  partition key includes them beside the day, so all rows of a part expire together and TTL
+  drops whole parts (``ttl_only_drop_parts = 1``);
+* payload columns (inputs, outputs, messages, event attributes) carry a column TTL on
+  ``PayloadTtlDays`` and may therefore expire before the summary columns;
+* the dedup key (tenant, trace id, span id) is part of each table's sorting key, and the
+  ``Replacing`` engines collapse duplicates; reads that must be exact use ``FINAL``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from tracehouse.store.dsn import DEFAULT_DATABASE
+
+SPANS = "otel_traces"
+TRACE_ID_TS = "otel_traces_trace_id_ts"
+TRACE_ID_TS_MV = "otel_traces_trace_id_ts_mv"
+RUNS = "runs"
+EVENTS = "events"
+LOGS = "otel_logs"
+AGENT_DAILY = "agent_daily"
+TENANTS = "tenants"
+MIGRATIONS = "schema_migrations"
+
+# Columns holding prompts, completions, tool I/O and other large content: they carry the payload
+# TTL, and no list view may read them.
+PAYLOAD_COLUMNS = frozenset({"Input", "Output", "PayloadAttributes", "Events.Attributes", "Content"})
+
+DEDUP_WINDOW = 1000  # recent insert blocks remembered for insert_deduplication_token
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table: columns and indexes, engine, keys, TTL and the sharding key for a cluster."""
+
+    name: str
+    body: str  # column and index definitions
+    engine: str  # engine name without Replicated, e.g. "ReplacingMergeTree"
+    order_by: str
+    engine_args: str = ""  # e.g. "Version" for ReplacingMergeTree(Version)
+    partition_by: str | None = None
+    primary_key: str | None = None
+    ttl: str | None = None
+    settings: dict[str, str | int] = field(default_factory=dict)
+    sharding_key: str = "rand()"
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """A materialized view from one table of the schema into another."""
+
+    name: str
+    source: str
+    target: str
+    select: str  # uses {source} for the source table
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the schema lives: a database, and optionally a cluster to replicate it over."""
+
+    database: str = DEFAULT_DATABASE
+    cluster: str | None = None
+
+    def __post_init__(self) -> None:
+        for value, what in ((self.database, "database"), (self.cluster, "cluster")):
+            if value is not None and not _IDENTIFIER.match(value):
+                raise ValueError(f"{what} name {value!r} must be a plain identifier (letters, digits, _)")
+
+    # names -----------------------------------------------------------------------------------
+
+    def table(self, name: str) -> str:
+        """The table that reads and inserts use (the Distributed one on a cluster)."""
+        return f"{self.database}.{name}"
+
+    def local(self, name: str) -> str:
+        """The table that holds the data: the target of mutations (DELETE, MATERIALIZE TTL)."""
+        return f"{self.database}.{name}_local" if self.cluster else f"{self.database}.{name}"
+
+    @property
+    def on_cluster(self) -> str:
+        return f" ON CLUSTER {self.cluster}" if self.cluster else ""
+
+    # rendering -------------------------------------------------------------------------------
+
+    def create_database(self) -> str:
+        return f"CREATE DATABASE IF NOT EXISTS {self.database}{self.on_cluster}"
+
+    def create_table(self, spec: TableSpec) -> list[str]:
+        """CREATE statements for one table: one plain table, or local + Distributed."""
+        settings = dict(spec.settings)
+        if self.cluster:
+            zk_path = f"'/clickhouse/tables/{{shard}}/{self.database}/{spec.name}_local'"
+            args = ", ".join(a for a in (zk_path, "'{replica}'", spec.engine_args) if a)
+            engine = f"Replicated{spec.engine}({args})"
+        else:
+            engine = f"{spec.engine}({spec.engine_args})"
+            if spec.engine.endswith("MergeTree"):
+                settings.setdefault("non_replicated_deduplication_window", DEDUP_WINDOW)
+        clauses = [f"ENGINE = {engine}"]
+        if spec.partition_by:
+            clauses.append(f"PARTITION BY {spec.partition_by}")
+        if spec.primary_key:
+            clauses.append(f"PRIMARY KEY {spec.primary_key}")
+        clauses.append(f"ORDER BY {spec.order_by}")
+        if spec.ttl:
+            clauses.append(f"TTL {spec.ttl}")
+        if settings:
+            clauses.append("SETTINGS " + ", ".join(f"{k} = {v}" for k, v in settings.items()))
+        body = _indent(spec.body)
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {self.local(spec.name)}{self.on_cluster}\n(\n{body}\n)\n"
+            + "\n".join(clauses)
+        ]
+        if self.cluster:
+            statements.append(
+                f"CREATE TABLE IF NOT EXISTS {self.table(spec.name)}{self.on_cluster}\n"
+                f"AS {self.local(spec.name)}\n"
+                f"ENGINE = Distributed({self.cluster}, {self.database}, {spec.name}_local, {spec.sharding_key})"
+            )
+        return statements
+
+    def create_view(self, spec: ViewSpec) -> list[str]:
+        # On a cluster the view lives beside each local table and writes to the local target.
+        select = spec.select.format(source=self.local(spec.source))
+        return [
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {self.database}.{spec.name}{self.on_cluster}\n"
+            f"TO {self.local(spec.target)}\nAS {select}"
+        ]
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line.strip() for line in text.strip().splitlines())
+
+
+# --------------------------------------------------------------------------------------------
+# TTL expressions
+# --------------------------------------------------------------------------------------------
+
+_ROW_TTL = "toDateTime(Timestamp) + toIntervalDay(TtlDays)"
+_PAYLOAD_TTL = "toDateTime(Timestamp) + toIntervalDay(PayloadTtlDays)"
+_DAY_PARTITION = "(toDate(Timestamp), TtlDays, PayloadTtlDays)"
+_DROP_PARTS = {"index_granularity": 8192, "ttl_only_drop_parts": 1}
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+# Raw spans with the OpenTelemetry Collector ClickHouse exporter's column names (so Grafana's
+# ClickHouse datasource reads them as traces), and the canonical columns beside them. The
+# Events/Links nested columns are spelled as their flattened arrays so that the event
+# attributes (exception traces, per-message content) can take the payload TTL.
+SPANS_TABLE = TableSpec(
+    name=SPANS,
+    body=f"""
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ParentSpanId String CODEC(ZSTD(1)),
+    TraceState String CODEC(ZSTD(1)),
+    SpanName LowCardinality(String) CODEC(ZSTD(1)),
+    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion String CODEC(ZSTD(1)),
+    SpanAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    Duration UInt64 CODEC(ZSTD(1)),
+    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
+    StatusMessage String CODEC(ZSTD(1)),
+    `Events.Timestamp` Array(DateTime64(9)) CODEC(ZSTD(1)),
+    `Events.Name` Array(LowCardinality(String)) CODEC(ZSTD(1)),
+    `Events.Attributes` Array(Map(LowCardinality(String), String)) CODEC(ZSTD(3)) TTL {_PAYLOAD_TTL},
+    `Links.TraceId` Array(String) CODEC(ZSTD(1)),
+    `Links.SpanId` Array(String) CODEC(ZSTD(1)),
+    `Links.TraceState` Array(String) CODEC(ZSTD(1)),
+    `Links.Attributes` Array(Map(LowCardinality(String), String)) CODEC(ZSTD(1)),
+    Tenant LowCardinality(String) CODEC(ZSTD(1)),
+    RunId String CODEC(ZSTD(1)),
+    ParentRunId String CODEC(ZSTD(1)),
+    RunRoot Bool CODEC(ZSTD(1)),
+    NodeType LowCardinality(String) CODEC(ZSTD(1)),
+    Status LowCardinality(String) CODEC(ZSTD(1)),
+    OperationName LowCardinality(String) CODEC(ZSTD(1)),
+    AgentName LowCardinality(String) CODEC(ZSTD(1)),
+    ConversationId String CODEC(ZSTD(1)),
+    UserId String CODEC(ZSTD(1)),
+    Model LowCardinality(String) CODEC(ZSTD(1)),
+    Provider LowCardinality(String) CODEC(ZSTD(1)),
+    InputTokens UInt64 CODEC(T64, ZSTD(1)),
+    OutputTokens UInt64 CODEC(T64, ZSTD(1)),
+    CacheReadTokens UInt64 CODEC(T64, ZSTD(1)),
+    CacheCreationTokens UInt64 CODEC(T64, ZSTD(1)),
+    ReasoningTokens UInt64 CODEC(T64, ZSTD(1)),
+    CostUsd Float64 CODEC(ZSTD(1)),
+    ErrorType LowCardinality(String) CODEC(ZSTD(1)),
+    Input String CODEC(ZSTD(3)) TTL {_PAYLOAD_TTL},
+    Output String CODEC(ZSTD(3)) TTL {_PAYLOAD_TTL},
+    PayloadAttributes Map(LowCardinality(String), String) CODEC(ZSTD(3)) TTL {_PAYLOAD_TTL},
+    TtlDays UInt16 CODEC(ZSTD(1)),
+    PayloadTtlDays UInt16 CODEC(ZSTD(1)),
+    IngestedAt DateTime64(3) DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_duration Duration TYPE minmax GRANULARITY 1,
+    INDEX idx_conversation ConversationId TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_ingested IngestedAt TYPE minmax GRANULARITY 1
+    """,
+    engine="ReplacingMergeTree",
+    partition_by=_DAY_PARTITION,
+    order_by="(Tenant, RunId, TraceId, SpanId)",
+    ttl=_ROW_TTL,
+    settings=_DROP_PARTS,
+    sharding_key="cityHash64(Tenant, RunId)",
+)
+
+# The Collector's trace id -> time range lookup, which Grafana uses to narrow trace queries.
+TRACE_ID_TS_TABLE = TableSpec(
+    name=TRACE_ID_TS,
+    body="""
+    TraceId String CODEC(ZSTD(1)),
+    Start DateTime CODEC(Delta, ZSTD(1)),
+    End DateTime CODEC(Delta, ZSTD(1)),
+    TtlDays UInt16 CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
+    """,
+    engine="ReplacingMergeTree",
+    partition_by="(toDate(Start), TtlDays)",
+    order_by="(TraceId, Start)",
+    ttl="Start + toIntervalDay(TtlDays)",
+    settings=_DROP_PARTS,
+    sharding_key="cityHash64(TraceId)",
+)
+
+TRACE_ID_TS_VIEW = ViewSpec(
+    name=TRACE_ID_TS_MV,
+    source=SPANS,
+    target=TRACE_ID_TS,
+    select="""SELECT
+    TraceId,
+    toDateTime(min(Timestamp)) AS Start,
+    toDateTime(max(Timestamp)) AS End,
+    max(TtlDays) AS TtlDays
+FROM {source}
+WHERE TraceId != ''
+GROUP BY TraceId""",
+)
+
+# One row per run, rewritten (a new Version) each time spans of the run arrive. List views read
+# only these small columns; a run's full input and output stay on its root span.
+RUNS_TABLE = TableSpec(
+    name=RUNS,
+    body="""
+    Tenant LowCardinality(String) CODEC(ZSTD(1)),
+    RunId String CODEC(ZSTD(1)),
+    ParentRunId String CODEC(ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    RootSpanId String CODEC(ZSTD(1)),
+    AgentName LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    ConversationId String CODEC(ZSTD(1)),
+    UserId String CODEC(ZSTD(1)),
+    Status LowCardinality(String) CODEC(ZSTD(1)),
+    StartedAt DateTime64(9) CODEC(Delta, ZSTD(1)),
+    EndedAt DateTime64(9) CODEC(Delta, ZSTD(1)),
+    DurationNs UInt64 CODEC(T64, ZSTD(1)),
+    NodeCount UInt32 CODEC(T64, ZSTD(1)),
+    FailedNodes UInt32 CODEC(T64, ZSTD(1)),
+    LlmCalls UInt32 CODEC(T64, ZSTD(1)),
+    ToolCalls UInt32 CODEC(T64, ZSTD(1)),
+    InputTokens UInt64 CODEC(T64, ZSTD(1)),
+    OutputTokens UInt64 CODEC(T64, ZSTD(1)),
+    CacheReadTokens UInt64 CODEC(T64, ZSTD(1)),
+    CacheCreationTokens UInt64 CODEC(T64, ZSTD(1)),
+    ReasoningTokens UInt64 CODEC(T64, ZSTD(1)),
+    CostUsd Float64 CODEC(ZSTD(1)),
+    InputPreview String CODEC(ZSTD(1)),
+    OutputPreview String CODEC(ZSTD(1)),
+    ErrorMessage String CODEC(ZSTD(1)),
+    Metadata Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    TtlDays UInt16 CODEC(ZSTD(1)),
+    Version UInt64 CODEC(ZSTD(1)),
+    INDEX idx_started StartedAt TYPE minmax GRANULARITY 1,
+    INDEX idx_conversation ConversationId TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_user UserId TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
+    """,
+    engine="ReplacingMergeTree",
+    engine_args="Version",
+    partition_by="(toDate(StartedAt), TtlDays)",
+    order_by="(Tenant, RunId)",
+    ttl="toDateTime(StartedAt) + toIntervalDay(TtlDays)",
+    settings=_DROP_PARTS,
+    sharding_key="cityHash64(Tenant, RunId)",
+)
+
+# Ordered items of runs and conversations: the unit of replay. Deterministic from the spans, so
+# a re-delivered span yields the same (TraceId, SpanId, Seq) and collapses.
+EVENTS_TABLE = TableSpec(
+    name=EVENTS,
+    body=f"""
+    Tenant LowCardinality(String) CODEC(ZSTD(1)),
+    RunId String CODEC(ZSTD(1)),
+    ConversationId String CODEC(ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    Seq UInt32 CODEC(ZSTD(1)),
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    Kind LowCardinality(String) CODEC(ZSTD(1)),
+    Role LowCardinality(String) CODEC(ZSTD(1)),
+    Name String CODEC(ZSTD(1)),
+    Content String CODEC(ZSTD(3)) TTL {_PAYLOAD_TTL},
+    ToolCallId String CODEC(ZSTD(1)),
+    Attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    TtlDays UInt16 CODEC(ZSTD(1)),
+    PayloadTtlDays UInt16 CODEC(ZSTD(1)),
+    IngestedAt DateTime64(3) DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    INDEX idx_conversation ConversationId TYPE bloom_filter(0.01) GRANULARITY 1
+    """,
+    engine="ReplacingMergeTree",
+    partition_by=_DAY_PARTITION,
+    order_by="(Tenant, RunId, Timestamp, TraceId, SpanId, Seq)",
+    ttl=_ROW_TTL,
+    settings=_DROP_PARTS,
+    sharding_key="cityHash64(Tenant, RunId)",
+)
+
+# Logs with the Collector exporter's otel_logs column names. OTLP logs carry no id, so the
+# writer derives LogId from the record's content for deduplication.
+LOGS_TABLE = TableSpec(
+    name=LOGS,
+    body="""
+    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    TimestampTime DateTime DEFAULT toDateTime(Timestamp),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    TraceFlags UInt8,
+    SeverityText LowCardinality(String) CODEC(ZSTD(1)),
+    SeverityNumber UInt8,
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    Body String CODEC(ZSTD(1)),
+    ResourceSchemaUrl LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeSchemaUrl LowCardinality(String) CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion LowCardinality(String) CODEC(ZSTD(1)),
+    ScopeAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    LogAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    Tenant LowCardinality(String) CODEC(ZSTD(1)),
+    RunId String CODEC(ZSTD(1)),
+    LogId String CODEC(ZSTD(1)),
+    TtlDays UInt16 CODEC(ZSTD(1)),
+    IngestedAt DateTime64(3) DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_run_id RunId TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_body Body TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8
+    """,
+    engine="ReplacingMergeTree",
+    partition_by="(toDate(TimestampTime), TtlDays)",
+    primary_key="(Tenant, ServiceName, TimestampTime)",
+    order_by="(Tenant, ServiceName, TimestampTime, Timestamp, LogId)",
+    ttl="TimestampTime + toIntervalDay(TtlDays)",
+    settings=_DROP_PARTS,
+    sharding_key="cityHash64(Tenant, TraceId)",
+)
+
+# Daily statistics per agent, recomputed from the runs table for the days that changed
+# (a new Version replaces the old row), so re-delivered spans never count twice.
+AGENT_DAILY_TABLE = TableSpec(
+    name=AGENT_DAILY,
+    body="""
+    Tenant LowCardinality(String),
+    Day Date,
+    AgentName LowCardinality(String),
+    Runs UInt64,
+    Completed UInt64,
+    Failed UInt64,
+    Cancelled UInt64,
+    Running UInt64,
+    Nodes UInt64,
+    LlmCalls UInt64,
+    ToolCalls UInt64,
+    InputTokens UInt64,
+    OutputTokens UInt64,
+    CostUsd Float64,
+    DurationSumNs UInt64,
+    DurationQuantiles AggregateFunction(quantilesTDigest(0.5, 0.95), UInt64),
+    TtlDays UInt16,
+    Version UInt64
+    """,
+    engine="ReplacingMergeTree",
+    engine_args="Version",
+    partition_by="(toYYYYMM(Day), TtlDays)",
+    order_by="(Tenant, Day, AgentName)",
+    ttl="Day + toIntervalDay(TtlDays)",
+    settings=_DROP_PARTS,
+    sharding_key="cityHash64(Tenant, AgentName)",
+)
+
+# Per-tenant retention settings; no TTL (configuration, not data).
+TENANTS_TABLE = TableSpec(
+    name=TENANTS,
+    body="""
+    Tenant String,
+    RetentionDays UInt16,
+    PayloadRetentionDays UInt16,
+    UpdatedAt DateTime64(3) DEFAULT now64(3)
+    """,
+    engine="ReplacingMergeTree",
+    engine_args="UpdatedAt",
+    order_by="Tenant",
+    sharding_key="cityHash64(Tenant)",
+)
+
+MIGRATIONS_TABLE = TableSpec(
+    name=MIGRATIONS,
+    body="""
+    Version UInt32,
+    Description String,
+    AppliedAt DateTime64(3) DEFAULT now64(3)
+    """,
+    engine="ReplacingMergeTree",
+    order_by="Version",
+)
+
+DATA_TABLES = (
+    SPANS_TABLE,
+    TRACE_ID_TS_TABLE,
+    RUNS_TABLE,
+    EVENTS_TABLE,
+    LOGS_TABLE,
+    AGENT_DAILY_TABLE,
+    TENANTS_TABLE,
+)

@@ -1,0 +1,53 @@
+"""Shared fixtures: the real embedded ClickHouse engine, one database per test.
+
+chdb hosts one engine directory per process, so the tests of one pytest process share one
+engine (opened once, with the shipped embedded configuration) and isolate themselves by
+database. Tests that need another directory run ``tracehouse`` in a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tracehouse.store import Store, migrations
+from tracehouse.store.client import connect
+from tracehouse.store.dsn import parse_dsn
+from tracehouse.store.schema import Layout
+
+
+@pytest.fixture(scope="session")
+def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("engine"))
+
+
+@pytest.fixture(scope="session")
+def engine(engine_dir: str) -> Iterator[object]:
+    client = connect(parse_dsn(f"chdb://{engine_dir}"))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def store(engine: object, engine_dir: str) -> Iterator[Store]:
+    """A migrated store in a fresh database of the shared embedded engine."""
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    address = parse_dsn(f"chdb://{engine_dir}?database={database}")
+    store = Store(engine, address, Layout(database=database))
+    migrations.migrate(engine, store.layout)
+    yield store
+    engine.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+
+
+def run_cli(*args: str, cwd: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the ``tracehouse`` command in its own process (its own engine directory)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "tracehouse.cli", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip

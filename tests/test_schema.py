@@ -1,0 +1,160 @@
+"""The schema as the real engine reports it: keys, partitions, TTL, codecs, indexes, versions."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tracehouse.store import migrations, schema
+
+# The OpenTelemetry Collector ClickHouse exporter's otel_traces and otel_logs columns, with the
+# types Grafana's ClickHouse datasource expects.
+COLLECTOR_TRACES = {
+    "Timestamp": "DateTime64(9)", "TraceId": "String", "SpanId": "String", "ParentSpanId": "String",
+    "TraceState": "String", "SpanName": "LowCardinality(String)", "SpanKind": "LowCardinality(String)",
+    "ServiceName": "LowCardinality(String)", "ResourceAttributes": "Map(LowCardinality(String), String)",
+    "ScopeName": "String", "ScopeVersion": "String", "SpanAttributes": "Map(LowCardinality(String), String)",
+    "Duration": "UInt64", "StatusCode": "LowCardinality(String)", "StatusMessage": "String",
+    "Events.Timestamp": "Array(DateTime64(9))", "Events.Name": "Array(LowCardinality(String))",
+    "Events.Attributes": "Array(Map(LowCardinality(String), String))", "Links.TraceId": "Array(String)",
+    "Links.SpanId": "Array(String)", "Links.TraceState": "Array(String)",
+    "Links.Attributes": "Array(Map(LowCardinality(String), String))",
+}  # fmt: skip
+COLLECTOR_LOGS = {
+    "Timestamp": "DateTime64(9)", "TimestampTime": "DateTime", "TraceId": "String", "SpanId": "String",
+    "TraceFlags": "UInt8", "SeverityText": "LowCardinality(String)", "SeverityNumber": "UInt8",
+    "ServiceName": "LowCardinality(String)", "Body": "String", "ResourceSchemaUrl": "LowCardinality(String)",
+    "ResourceAttributes": "Map(LowCardinality(String), String)", "ScopeSchemaUrl": "LowCardinality(String)",
+    "ScopeName": "String", "ScopeVersion": "LowCardinality(String)",
+    "ScopeAttributes": "Map(LowCardinality(String), String)", "LogAttributes": "Map(LowCardinality(String), String)",
+}  # fmt: skip
+
+
+def _tables(store) -> dict[str, dict]:
+    rows = store.query(
+        "SELECT name, engine, partition_key, sorting_key, engine_full, create_table_query "
+        "FROM system.tables WHERE database = {db:String}",
+        {"db": store.layout.database},
+    )
+    return {r[0]: dict(zip(("engine", "partition", "sorting", "engine_full", "create"), r[1:], strict=True)) for r in rows}
+
+
+def _columns(store, table: str) -> dict[str, tuple[str, str]]:
+    rows = store.query(
+        "SELECT name, type, compression_codec FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+        {"db": store.layout.database, "t": table},
+    )
+    return {name: (type_, codec) for name, type_, codec in rows}
+
+
+EXPECTED = {
+    # table: (engine, partition key, sorting key, row TTL column)
+    schema.SPANS: ("ReplacingMergeTree", "(toDate(Timestamp), TtlDays, PayloadTtlDays)", "Tenant, RunId, TraceId, SpanId", "TtlDays"),
+    schema.RUNS: ("ReplacingMergeTree", "(toDate(StartedAt), TtlDays)", "Tenant, RunId", "TtlDays"),
+    schema.EVENTS: ("ReplacingMergeTree", "(toDate(Timestamp), TtlDays, PayloadTtlDays)", "Tenant, RunId, Timestamp, TraceId, SpanId, Seq", "TtlDays"),
+    schema.LOGS: ("ReplacingMergeTree", "(toDate(TimestampTime), TtlDays)", "Tenant, ServiceName, TimestampTime, Timestamp, LogId", "TtlDays"),
+    schema.AGENT_DAILY: ("ReplacingMergeTree", "(toYYYYMM(Day), TtlDays)", "Tenant, Day, AgentName", "TtlDays"),
+    schema.TRACE_ID_TS: ("ReplacingMergeTree", "(toDate(Start), TtlDays)", "TraceId, Start", "TtlDays"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("table", sorted(EXPECTED))
+def test_tables_have_the_intended_partitioning_and_ttl(store, table):
+    info = _tables(store)[table]
+    engine, partition, sorting, ttl_column = EXPECTED[table]
+    assert info["engine"] == engine
+    assert info["partition"] == partition
+    assert info["sorting"] == sorting
+    # The row TTL reads the per-row retention column, and parts expire whole.
+    assert "TTL " in info["engine_full"] and f"toIntervalDay({ttl_column})" in info["engine_full"]
+    assert "ttl_only_drop_parts = 1" in info["engine_full"]
+    # Insert deduplication tokens work on these non-replicated tables.
+    assert "non_replicated_deduplication_window = 1000" in info["engine_full"]
+
+
+def test_every_partition_key_holds_the_columns_its_ttl_reads(store):
+    # A part can only expire whole if all its rows expire at once: the day and the retention
+    # columns of the TTL expression must all be in the partition key.
+    for table, (_, partition, _, ttl_column) in EXPECTED.items():
+        assert ttl_column in partition, table
+    assert "PayloadTtlDays" in EXPECTED[schema.SPANS][1] and "PayloadTtlDays" in EXPECTED[schema.EVENTS][1]
+
+
+def test_payload_columns_expire_on_their_own_ttl_and_are_zstd_compressed(store):
+    tables = _tables(store)
+    checked = set()
+    for table, columns in ((schema.SPANS, ("Input", "Output", "PayloadAttributes", "Events.Attributes")),
+                           (schema.EVENTS, ("Content",))):  # fmt: skip
+        create = tables[table]["create"]
+        cols = _columns(store, table)
+        for column in columns:
+            # The column's own definition (up to the next quoted name) carries the payload TTL.
+            pattern = rf"`{re.escape(column)}` [^`]*TTL toDateTime\(Timestamp\) \+ toIntervalDay\(PayloadTtlDays\)"
+            assert re.search(pattern, create), (table, column)
+            assert cols[column][1] == "CODEC(ZSTD(3))", (table, column)
+            checked.add(column)
+        # Summary columns do not expire early.
+        assert not re.search(r"`(TraceId|SpanName|Tenant|RunId|Kind)` [^`]*TTL", create)
+    assert checked == schema.PAYLOAD_COLUMNS
+
+
+def test_spans_and_logs_keep_the_collector_column_names_and_types(store):
+    spans = _columns(store, schema.SPANS)
+    for name, type_ in COLLECTOR_TRACES.items():
+        assert spans[name][0] == type_, name
+    logs = _columns(store, schema.LOGS)
+    for name, type_ in COLLECTOR_LOGS.items():
+        assert logs[name][0] == type_, name
+    lookup = _columns(store, schema.TRACE_ID_TS)
+    assert {n: t for n, (t, _) in lookup.items() if n != "TtlDays"} == {"TraceId": "String", "Start": "DateTime", "End": "DateTime"}
+
+
+def test_lookups_have_their_skip_indexes(store):
+    rows = store.query(
+        "SELECT table, name, type FROM system.data_skipping_indices WHERE database = {db:String}",
+        {"db": store.layout.database},
+    )
+    indexes = {(table, name): type_ for table, name, type_ in rows}
+    assert indexes[(schema.SPANS, "idx_trace_id")] == "bloom_filter"
+    assert indexes[(schema.SPANS, "idx_span_attr_key")] == "bloom_filter"
+    assert indexes[(schema.RUNS, "idx_conversation")] == "bloom_filter"
+    assert indexes[(schema.RUNS, "idx_user")] == "bloom_filter"
+    assert indexes[(schema.LOGS, "idx_trace_id")] == "bloom_filter"
+    assert indexes[(schema.TRACE_ID_TS, "idx_trace_id")] == "bloom_filter"
+
+
+def test_the_trace_id_lookup_is_filled_by_its_materialized_view(store):
+    from tracehouse.demo import sample_run
+
+    sample = sample_run(3)
+    store.write(sample.nodes, sample.events)
+    trace_id = sample.nodes[0].trace_id
+    rows = store.query(
+        f"SELECT min(Start), max(End) FROM {store.table(schema.TRACE_ID_TS)} WHERE TraceId = {{t:String}}",
+        {"t": trace_id},
+    )
+    start = min(n.started_at for n in sample.nodes).replace(microsecond=0, tzinfo=None)
+    assert rows[0][0] == start
+
+
+def test_migrations_are_recorded_and_idempotent(store):
+    assert store.schema_version() == migrations.LATEST_VERSION
+    assert migrations.migrate(store.client, store.layout) == []
+    assert migrations.migrate(store.client, store.layout) == []
+    rows = store.query(f"SELECT Version, count() FROM {store.table(schema.MIGRATIONS)} GROUP BY Version")
+    assert rows == [(migrations.LATEST_VERSION, 1)]
+
+
+def test_a_half_applied_migration_is_completed_at_the_next_start(store):
+    # Simulate a crash after some statements: drop a table and forget the version.
+    store.client.command(f"DROP TABLE {store.table(schema.EVENTS)} SYNC")
+    store.client.command(f"TRUNCATE TABLE {store.table(schema.MIGRATIONS)}")
+    assert migrations.migrate(store.client, store.layout) == [1]
+    assert schema.EVENTS in _tables(store)
+
+
+def test_a_store_from_a_newer_tracehouse_is_refused(store):
+    store.client.insert(store.table(schema.MIGRATIONS), [[99, "future"]], column_names=["Version", "Description"])
+    with pytest.raises(RuntimeError, match="newer tracehouse"):
+        migrations.migrate(store.client, store.layout)

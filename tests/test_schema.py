@@ -37,7 +37,9 @@ def _tables(store) -> dict[str, dict]:
         "FROM system.tables WHERE database = {db:String}",
         {"db": store.layout.database},
     )
-    return {r[0]: dict(zip(("engine", "partition", "sorting", "engine_full", "create"), r[1:], strict=True)) for r in rows}
+    return {
+        r[0]: dict(zip(("engine", "partition", "sorting", "engine_full", "create"), r[1:], strict=True)) for r in rows
+    }
 
 
 def _columns(store, table: str) -> dict[str, tuple[str, str]]:
@@ -50,10 +52,25 @@ def _columns(store, table: str) -> dict[str, tuple[str, str]]:
 
 EXPECTED = {
     # table: (engine, partition key, sorting key, row TTL column)
-    schema.SPANS: ("ReplacingMergeTree", "(toDate(Timestamp), TtlDays, PayloadTtlDays)", "Tenant, RunId, TraceId, SpanId", "TtlDays"),
-    schema.RUNS: ("ReplacingMergeTree", "(toDate(StartedAt), TtlDays)", "Tenant, RunId", "TtlDays"),
-    schema.EVENTS: ("ReplacingMergeTree", "(toDate(Timestamp), TtlDays, PayloadTtlDays)", "Tenant, RunId, Timestamp, TraceId, SpanId, Seq", "TtlDays"),
-    schema.LOGS: ("ReplacingMergeTree", "(toDate(TimestampTime), TtlDays)", "Tenant, ServiceName, TimestampTime, Timestamp, LogId", "TtlDays"),
+    schema.SPANS: (
+        "ReplacingMergeTree",
+        "(toDate(Timestamp), TtlDays, PayloadTtlDays)",
+        "Tenant, toStartOfMinute(Timestamp), RunId, TraceId, SpanId",
+        "TtlDays",
+    ),
+    schema.RUNS: ("ReplacingMergeTree", "(toDate(StartedAt), TtlDays)", "Tenant, StartedAt, RunId", "TtlDays"),
+    schema.EVENTS: (
+        "ReplacingMergeTree",
+        "(toDate(Timestamp), TtlDays, PayloadTtlDays)",
+        "Tenant, RunId, Timestamp, TraceId, SpanId, Seq",
+        "TtlDays",
+    ),
+    schema.LOGS: (
+        "ReplacingMergeTree",
+        "(toDate(TimestampTime), TtlDays)",
+        "Tenant, ServiceName, TimestampTime, Timestamp, LogId",
+        "TtlDays",
+    ),
     schema.AGENT_DAILY: ("ReplacingMergeTree", "(toYYYYMM(Day), TtlDays)", "Tenant, Day, AgentName", "TtlDays"),
     schema.TRACE_ID_TS: ("ReplacingMergeTree", "(toDate(Start), TtlDays)", "TraceId, Start", "TtlDays"),
 }  # fmt: skip
@@ -107,7 +124,11 @@ def test_spans_and_logs_keep_the_collector_column_names_and_types(store):
     for name, type_ in COLLECTOR_LOGS.items():
         assert logs[name][0] == type_, name
     lookup = _columns(store, schema.TRACE_ID_TS)
-    assert {n: t for n, (t, _) in lookup.items() if n != "TtlDays"} == {"TraceId": "String", "Start": "DateTime", "End": "DateTime"}
+    assert {n: t for n, (t, _) in lookup.items() if n != "TtlDays"} == {
+        "TraceId": "String",
+        "Start": "DateTime",
+        "End": "DateTime",
+    }
 
 
 def test_lookups_have_their_skip_indexes(store):
@@ -119,6 +140,8 @@ def test_lookups_have_their_skip_indexes(store):
     assert indexes[(schema.SPANS, "idx_trace_id")] == "bloom_filter"
     assert indexes[(schema.SPANS, "idx_span_attr_key")] == "bloom_filter"
     assert indexes[(schema.RUNS, "idx_conversation")] == "bloom_filter"
+    assert indexes[(schema.RUNS, "idx_run_id")] == "bloom_filter"
+    assert indexes[(schema.SPANS, "idx_run_id")] == "bloom_filter"
     assert indexes[(schema.RUNS, "idx_user")] == "bloom_filter"
     assert indexes[(schema.LOGS, "idx_trace_id")] == "bloom_filter"
     assert indexes[(schema.TRACE_ID_TS, "idx_trace_id")] == "bloom_filter"

@@ -48,7 +48,7 @@ def test_operation_names_match_upstream_values():
     upstream = {member.value for member in gen_ai_attributes.GenAiOperationNameValues}
     ours = {value for name, value in vars(semconv).items() if name.startswith("OP_")}
     assert ours <= upstream
-    assert semconv.LLM_OPERATIONS <= ours
+    assert ours >= semconv.LLM_OPERATIONS
 
 
 @pytest.mark.parametrize(
@@ -177,9 +177,9 @@ def test_no_attribute_string_is_spelled_outside_semconv():
         if path.name == "semconv.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _ATTRIBUTE_LIKE.match(node.value):
-                if not _is_module(node.value):
-                    offenders.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}")
+            literal = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else ""
+            if _ATTRIBUTE_LIKE.match(literal) and not _is_module(literal):
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}")
     assert not offenders, "attribute names belong in semconv.py:\n" + "\n".join(offenders)
 
 

@@ -97,8 +97,10 @@ def _duration(ns: int) -> str:
 
 
 def format_runs(runs: Sequence[Run]) -> str:
-    header = f"{'STARTED (UTC)':<20} {'AGENT':<15} {'STATUS':<10} {'TIME':>7} {'NODES':>5} {'TOKENS':>7} {'COST $':>8}  INPUT"
-    lines = [header]
+    lines = [
+        f"{'STARTED (UTC)':<20} {'AGENT':<15} {'STATUS':<10} {'TIME':>7} "
+        f"{'NODES':>5} {'TOKENS':>7} {'COST $':>8}  INPUT"
+    ]
     for run in runs:
         lines.append(
             f"{run.started_at:%Y-%m-%d %H:%M:%S}  {run.agent_name[:15]:<15} {run.status.value:<10} "

@@ -108,12 +108,23 @@ class Usage(_Row):
         return Usage(**{name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields})
 
 
+def _utc(value: datetime) -> datetime:
+    """Naive datetimes are UTC (ClickHouse returns them so); aware ones are converted."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
 class SpanEvent(_Row):
     """An OTel span event, kept as sent."""
 
     timestamp: datetime
     name: str
     attributes: dict[str, str] = Field(default_factory=dict)
+
+    utc_times = field_validator("timestamp")(_utc)
 
 
 class SpanLink(_Row):
@@ -123,15 +134,6 @@ class SpanLink(_Row):
     span_id: str
     trace_state: str = ""
     attributes: dict[str, str] = Field(default_factory=dict)
-
-
-def _utc(value: datetime) -> datetime:
-    """Naive datetimes are UTC (ClickHouse returns them so); aware ones are converted."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _utc_or_none(value: datetime | None) -> datetime | None:
-    return None if value is None else _utc(value)
 
 
 class Node(_Row):
@@ -270,7 +272,7 @@ class LogRecord(_Row):
 
 
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
-    """A short single-line preview of a payload, for lists."""
+    """A short single-line preview of a payload, for lists (whitespace runs become one space)."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 

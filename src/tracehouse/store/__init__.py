@@ -9,8 +9,8 @@ The same DDL and SQL run on the embedded engine and on a ClickHouse server or cl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import date
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 
 from tracehouse.model import Event, LogRecord, Node
@@ -29,6 +29,17 @@ __all__ = [
     "StoreError",
     "parse_dsn",
 ]
+
+
+def runs_seen(nodes: Iterable[Node]) -> dict[tuple[str, str], datetime]:
+    """The runs a batch of spans touches, each with the earliest start among its spans."""
+    seen: dict[tuple[str, str], datetime] = {}
+    for node in nodes:
+        if node.run_id:
+            key = (node.tenant, node.run_id)
+            if key not in seen or node.started_at < seen[key]:
+                seen[key] = node.started_at
+    return seen
 
 
 class Store:
@@ -96,8 +107,9 @@ class Store:
     def insert_logs(self, records: Iterable[LogRecord], *, dedup_token: str | None = None) -> int:
         return self._insert(schema.LOGS, rows.LOG_COLUMNS, [rows.log_row(r) for r in records], dedup_token)
 
-    def refresh_runs(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, date]]:
-        return rollups.refresh_runs(self.client, self.layout, keys)
+    def refresh_runs(self, seen: Mapping[tuple[str, str], datetime]) -> set[tuple[str, date]]:
+        """Recompute runs that received spans: ``(tenant, run_id)`` -> earliest start just written."""
+        return rollups.refresh_runs(self.client, self.layout, seen)
 
     def refresh_agent_daily(self, days: Iterable[tuple[str, date]]) -> None:
         rollups.refresh_agent_daily(self.client, self.layout, days)
@@ -115,6 +127,6 @@ class Store:
         self.insert_spans(nodes, dedup_token=token("spans"))
         self.insert_events(events, dedup_token=token("events"))
         self.insert_logs(logs, dedup_token=token("logs"))
-        keys = {(n.tenant, n.run_id) for n in nodes if n.run_id}
-        if keys:
-            self.refresh_agent_daily(self.refresh_runs(keys))
+        seen = runs_seen(nodes)
+        if seen:
+            self.refresh_agent_daily(self.refresh_runs(seen))

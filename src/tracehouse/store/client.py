@@ -8,6 +8,7 @@ process exits (even on SIGKILL, since it is an ``flock``).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from importlib.resources import files
@@ -87,9 +88,7 @@ def _release_on_close(client: Any, fd: int) -> None:
         try:
             close()
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     client.close = close_and_unlock

@@ -123,14 +123,43 @@ def _select_nodes(store: Any, where: str, params: dict[str, Any]) -> list[Node]:
     return [_node(row) for row in store.query(sql, params)]
 
 
+def run_window(store: Any, tenant: str, run_id: str) -> tuple[datetime, datetime] | None:
+    """When a run's spans started: (earliest, latest), from its row in ``runs``."""
+    rows = store.query(
+        f"SELECT StartedAt, EndedAt FROM {store.table(schema.RUNS)} FINAL "
+        "WHERE Tenant = {tenant:String} AND RunId = {run_id:String}",
+        {"tenant": tenant, "run_id": run_id},
+    )
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
 def run_nodes(store: Any, tenant: str, run_id: str) -> list[Node]:
     """Every span of one run in start order (its sub-runs' spans not included), with payloads."""
-    return _select_nodes(store, "RunId = {run_id:String}", {"tenant": tenant, "run_id": run_id})
+    window = run_window(store, tenant, run_id)
+    if window is None:
+        return []
+    return _select_nodes(
+        store,
+        "RunId = {run_id:String} AND Timestamp BETWEEN {start:DateTime64(9)} AND {end:DateTime64(9)}",
+        {"tenant": tenant, "run_id": run_id, "start": window[0], "end": window[1]},
+    )
 
 
 def trace_nodes(store: Any, tenant: str, trace_id: str) -> list[Node]:
     """Every span of one trace in start order: a run with its sub-agent runs."""
-    return _select_nodes(store, "TraceId = {trace_id:String}", {"tenant": tenant, "trace_id": trace_id})
+    # The trace id -> time range lookup (the one Grafana uses) bounds the read to the trace's time.
+    window = store.query(
+        f"SELECT min(Start), max(End) FROM {store.table(schema.TRACE_ID_TS)} WHERE TraceId = {{trace_id:String}}",
+        {"trace_id": trace_id},
+    )
+    if not window or window[0][0] is None or window[0][0].year < 1971:
+        return []
+    return _select_nodes(
+        store,
+        "TraceId = {trace_id:String} AND Timestamp BETWEEN {start:DateTime64(9)} AND "
+        "addSeconds({end:DateTime64(9)}, 1)",
+        {"tenant": tenant, "trace_id": trace_id, "start": window[0][0], "end": window[0][1]},
+    )
 
 
 def _node(row: tuple) -> Node:

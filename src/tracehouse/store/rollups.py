@@ -3,8 +3,12 @@
 Both are *recomputed* from their source for the keys that changed, never incremented, so a
 span delivered twice, late or out of order never counts twice: the recomputation reads the
 deduplicated spans (``FINAL``) and writes a row with a newer ``Version`` that replaces the old
-one. The writer calls :func:`refresh_runs` after inserting spans (one statement for thousands
-of runs) and :func:`refresh_agent_daily` for the days those runs touched.
+one. The writer calls :func:`refresh_runs` after inserting spans (a few statements for
+thousands of runs) and :func:`refresh_agent_daily` for the days those runs touched.
+
+A refresh reads only the spans that can belong to its runs: those starting at or after the
+run's earliest known start (the older of its row in ``runs`` and its spans in the batch). The
+spans table is sorted by time first, so that bound keeps a refresh to recent granules.
 
 Run totals count LLM-call nodes only (``NodeType = 'llm'``): agent spans that repeat their
 children's usage are not summed again, and a sub-agent run's calls belong to the sub-run.
@@ -12,13 +16,13 @@ children's usage are not summed again, and a sub-agent run's calls belong to the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
 from string import Template
 from typing import Any
 
 from tracehouse import semconv
-from tracehouse.model import PREVIEW_CHARS, NodeType, Status
+from tracehouse.model import NodeType, Status
 from tracehouse.store import schema
 from tracehouse.store.schema import Layout
 
@@ -32,14 +36,20 @@ RUN_COLUMNS = (
     "ErrorMessage", "Metadata", "TtlDays", "Version",
 )  # fmt: skip
 
+# The runs of a refresh travel in a session-scoped temporary table: large array parameters are
+# slow to parse, and GLOBAL IN ships the keys to every shard of a cluster.
+KEYS_TABLE = "tracehouse_refresh_keys"
+_CREATE_KEYS = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {KEYS_TABLE} "
+    "(Tenant String, RunId String, Since DateTime64(9), Day Date) ENGINE = Memory"
+)
+_KEYS = f"(Tenant, RunId) GLOBAL IN (SELECT Tenant, RunId FROM {KEYS_TABLE} WHERE Day = {{day:Date}})"
+_LLM = f"NodeType = '{NodeType.LLM.value}'"
+
 
 def _prefer(column: str) -> str:
     """The run's value of a column: a non-empty one, the root span's first."""
     return f"argMax({column}, ({column} != '', RunRoot))"
-
-
-def _preview(column: str) -> str:
-    return f"leftUTF8(trimBoth(replaceRegexpAll(anyIf({column}, RunRoot), '\\\\s+', ' ')), {{preview:UInt32}})"
 
 
 _REFRESH_RUNS = f"""
@@ -59,23 +69,23 @@ FROM
         {_prefer("ConversationId")} AS r_ConversationId,
         {_prefer("UserId")} AS r_UserId,
         if(has_root, anyIf(Status, RunRoot), '{Status.RUNNING.value}') AS r_Status,
-        if(has_root, anyIf(Timestamp, RunRoot), min(Timestamp)) AS r_StartedAt,
+        min(Timestamp) AS r_StartedAt,
         max(addNanoseconds(Timestamp, Duration)) AS r_EndedAt,
         if(has_root, anyIf(Duration, RunRoot),
            toUInt64(greatest(0, toUnixTimestamp64Nano(r_EndedAt) - toUnixTimestamp64Nano(r_StartedAt))))
             AS r_DurationNs,
         toUInt32(countIf(NOT RunRoot)) AS r_NodeCount,
         toUInt32(countIf(NOT RunRoot AND Status = '{Status.FAILED.value}')) AS r_FailedNodes,
-        toUInt32(countIf(NodeType = '{NodeType.LLM.value}')) AS r_LlmCalls,
+        toUInt32(countIf({_LLM})) AS r_LlmCalls,
         toUInt32(countIf(NodeType = '{NodeType.TOOL.value}')) AS r_ToolCalls,
-        sumIf(InputTokens, NodeType = '{NodeType.LLM.value}') AS r_InputTokens,
-        sumIf(OutputTokens, NodeType = '{NodeType.LLM.value}') AS r_OutputTokens,
-        sumIf(CacheReadTokens, NodeType = '{NodeType.LLM.value}') AS r_CacheReadTokens,
-        sumIf(CacheCreationTokens, NodeType = '{NodeType.LLM.value}') AS r_CacheCreationTokens,
-        sumIf(ReasoningTokens, NodeType = '{NodeType.LLM.value}') AS r_ReasoningTokens,
-        sumIf(CostUsd, NodeType = '{NodeType.LLM.value}') AS r_CostUsd,
-        {_preview("Input")} AS r_InputPreview,
-        {_preview("Output")} AS r_OutputPreview,
+        sumIf(InputTokens, {_LLM}) AS r_InputTokens,
+        sumIf(OutputTokens, {_LLM}) AS r_OutputTokens,
+        sumIf(CacheReadTokens, {_LLM}) AS r_CacheReadTokens,
+        sumIf(CacheCreationTokens, {_LLM}) AS r_CacheCreationTokens,
+        sumIf(ReasoningTokens, {_LLM}) AS r_ReasoningTokens,
+        sumIf(CostUsd, {_LLM}) AS r_CostUsd,
+        anyIf(InputPreview, RunRoot) AS r_InputPreview,
+        anyIf(OutputPreview, RunRoot) AS r_OutputPreview,
         if(anyIf(StatusMessage, RunRoot) != '', anyIf(StatusMessage, RunRoot),
            argMinIf(StatusMessage, Timestamp, Status = '{Status.FAILED.value}')) AS r_ErrorMessage,
         mapApply((k, v) -> (substring(k, length({{meta_prefix:String}}) + 1), v),
@@ -84,32 +94,40 @@ FROM
         if(has_root, anyIf(TtlDays, RunRoot), max(TtlDays)) AS r_TtlDays,
         toUInt64(toUnixTimestamp64Nano(now64(9))) AS r_Version
     FROM $spans FINAL
-    WHERE (Tenant, RunId) IN {{keys:Array(Tuple(String, String))}}
+    WHERE {_KEYS} AND Timestamp >= {{since:DateTime64(9)}}
     GROUP BY Tenant, RunId
 )
 """
 
-# A run row moves to another partition when its start time changes day (the root span, which
-# arrives last, started before the first child seen). Partitions never merge with each other,
-# so the superseded row is deleted explicitly.
-_MOVED_RUNS = """
-SELECT Tenant, RunId, argMax(_partition_id, Version)
+# The earliest start each run is known by: spans older than it cannot belong to the run.
+_KNOWN_STARTS = f"""
+SELECT Tenant, RunId, min(StartedAt)
 FROM $runs
-WHERE (Tenant, RunId) IN {keys:Array(Tuple(String, String))}
+WHERE (Tenant, RunId) GLOBAL IN (SELECT Tenant, RunId FROM {KEYS_TABLE})
 GROUP BY Tenant, RunId
-HAVING uniqExact(_partition_id) > 1
 """
 
-_DELETE_SUPERSEDED = """
-DELETE FROM $runs_local$on_cluster
-WHERE (Tenant, RunId) IN {moved:Array(Tuple(String, String))}
-  AND (Tenant, RunId, _partition_id) NOT IN {keep:Array(Tuple(String, String, String))}
+# A run's row is keyed by its start; when the start moved, the row under the old key is
+# superseded (FINAL keeps one row per key, and the newest version per run is the live one):
+# it gets a tombstone with the same key, which FINAL then hides.
+_TOMBSTONES = f"""
+INSERT INTO $runs (Tenant, RunId, StartedAt, TtlDays, Version, IsDeleted)
+SELECT Tenant, RunId, StartedAt, TtlDays, toUInt64(toUnixTimestamp64Nano(now64(9))), 1
+FROM
+(
+    SELECT Tenant, RunId, StartedAt, TtlDays, Version, max(Version) OVER (PARTITION BY Tenant, RunId) AS latest
+    FROM $runs FINAL
+    WHERE {_KEYS} AND StartedAt >= {{since:DateTime64(9)}}
+)
+WHERE Version < latest
 """
 
-_RUN_DAYS = """
+# Every day a run of the batch was listed under, before or after this refresh (no FINAL: the
+# superseded rows tell the days runs left), for the daily rollup.
+_RUN_DAYS = f"""
 SELECT DISTINCT Tenant, toDate(StartedAt)
 FROM $runs
-WHERE (Tenant, RunId) IN {keys:Array(Tuple(String, String))}
+WHERE {_KEYS} AND StartedAt >= {{since:DateTime64(9)}}
 """
 
 DAILY_COLUMNS = (
@@ -161,9 +179,7 @@ def _table_names(layout: Layout) -> dict[str, str]:
     return {
         "spans": layout.table(schema.SPANS),
         "runs": layout.table(schema.RUNS),
-        "runs_local": layout.local(schema.RUNS),
         "daily": layout.table(schema.AGENT_DAILY),
-        "on_cluster": layout.on_cluster,
     }
 
 
@@ -177,29 +193,52 @@ def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
         yield items[start : start + size]
 
 
-def refresh_runs(client: Any, layout: Layout, keys: Iterable[tuple[str, str]]) -> set[tuple[str, date]]:
-    """Recompute the run rows of ``(tenant, run_id)`` keys; return the (tenant, day)s touched."""
-    keys = sorted(set(keys))
-    days: set[tuple[str, date]] = set()
+def refresh_runs(client: Any, layout: Layout, seen: Mapping[tuple[str, str], datetime]) -> set[tuple[str, date]]:
+    """Recompute the rows of runs that received spans; return the (tenant, day)s touched.
+
+    ``seen`` maps each ``(tenant, run_id)`` to the earliest start among its spans just written.
+    """
     names = _table_names(layout)
-    refresh, moved_sql, days_sql, delete = (
-        _sql(t, names) for t in (_REFRESH_RUNS, _MOVED_RUNS, _RUN_DAYS, _DELETE_SUPERSEDED)
+    refresh, known, tombstones, run_days = (
+        _sql(t, names) for t in (_REFRESH_RUNS, _KNOWN_STARTS, _TOMBSTONES, _RUN_DAYS)
     )
-    for chunk in _chunks(keys):
-        params = {"keys": chunk, "preview": PREVIEW_CHARS, "meta_prefix": semconv.TRACEHOUSE_RUN_METADATA + "."}
-        client.command(refresh, parameters=params)
-        moved = client.query(moved_sql, parameters={"keys": chunk}).result_rows
-        # Days are read before the superseded rows go, so the day a run left is refreshed too.
-        days.update((tenant, day) for tenant, day in client.query(days_sql, parameters={"keys": chunk}).result_rows)
-        if moved:
-            client.command(
-                delete,
-                parameters={
-                    "moved": [(tenant, run_id) for tenant, run_id, _ in moved],
-                    "keep": [tuple(row) for row in moved],
-                },
-            )
+    meta_prefix = semconv.TRACEHOUSE_RUN_METADATA + "."
+    days: set[tuple[str, date]] = set()
+    client.command(_CREATE_KEYS)
+    for chunk in _chunks(sorted(seen)):
+        since = {key: _naive_utc(seen[key]) for key in chunk}
+        _load_keys(client, since)
+        for tenant, run_id, started in client.query(known).result_rows:
+            since[(tenant, run_id)] = min(since[(tenant, run_id)], started)
+        # Keys are grouped by the day of their earliest start, and each group's statements read
+        # spans from that group's earliest start on: a tight time bound for each.
+        _load_keys(client, since)
+        groups: dict[date, datetime] = {}
+        for start in since.values():
+            groups[start.date()] = min(start, groups.get(start.date(), start))
+        for day, group_since in sorted(groups.items()):
+            params = {"day": day, "since": group_since, "meta_prefix": meta_prefix}
+            client.command(refresh, parameters=params)
+            client.command(tombstones, parameters=params)
+            days.update(client.query(run_days, parameters=params).result_rows)
+    client.command(f"TRUNCATE TABLE {KEYS_TABLE}")
     return days
+
+
+def _load_keys(client: Any, since: Mapping[tuple[str, str], datetime]) -> None:
+    client.command(f"TRUNCATE TABLE {KEYS_TABLE}")
+    client.insert(
+        KEYS_TABLE,
+        [[tenant, run_id, start, start.date()] for (tenant, run_id), start in since.items()],
+        column_names=["Tenant", "RunId", "Since", "Day"],
+    )
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """Bound parameters are read in the session time zone (UTC): pass naive UTC datetimes."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
 
 
 def refresh_agent_daily(client: Any, layout: Layout, days: Iterable[tuple[str, date]]) -> None:

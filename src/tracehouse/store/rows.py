@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from tracehouse.model import Event, LogRecord, Node
+from tracehouse.model import Event, LogRecord, Node, preview
 
 SPAN_COLUMNS = (
     "Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind",
@@ -19,7 +19,7 @@ SPAN_COLUMNS = (
     "Tenant", "RunId", "ParentRunId", "RunRoot", "NodeType", "Status", "OperationName", "AgentName",
     "ConversationId", "UserId", "Model", "Provider", "InputTokens", "OutputTokens",
     "CacheReadTokens", "CacheCreationTokens", "ReasoningTokens", "CostUsd", "ErrorType",
-    "Input", "Output", "PayloadAttributes", "TtlDays", "PayloadTtlDays",
+    "InputPreview", "OutputPreview", "Input", "Output", "PayloadAttributes", "TtlDays", "PayloadTtlDays",
 )  # fmt: skip
 
 EVENT_COLUMNS = (
@@ -59,7 +59,8 @@ def span_row(node: Node) -> list:
         node.status.value, node.operation, node.agent_name, node.conversation_id, node.user_id,
         node.model, node.provider, node.usage.input_tokens, node.usage.output_tokens,
         node.usage.cache_read_tokens, node.usage.cache_creation_tokens, node.usage.reasoning_tokens,
-        node.cost_usd, node.error_type, node.input, node.output, node.payload_attributes,
+        node.cost_usd, node.error_type, preview(node.input), preview(node.output), node.input, node.output,
+        node.payload_attributes,
         node.ttl_days, payload_ttl,
     ]  # fmt: skip
 

@@ -121,8 +121,7 @@ class Layout:
             clauses.append("SETTINGS " + ", ".join(f"{k} = {v}" for k, v in settings.items()))
         body = _indent(spec.body)
         statements = [
-            f"CREATE TABLE IF NOT EXISTS {self.local(spec.name)}{self.on_cluster}\n(\n{body}\n)\n"
-            + "\n".join(clauses)
+            f"CREATE TABLE IF NOT EXISTS {self.local(spec.name)}{self.on_cluster}\n(\n{body}\n)\n" + "\n".join(clauses)
         ]
         if self.cluster:
             statements.append(
@@ -206,6 +205,8 @@ SPANS_TABLE = TableSpec(
     ReasoningTokens UInt64 CODEC(T64, ZSTD(1)),
     CostUsd Float64 CODEC(ZSTD(1)),
     ErrorType LowCardinality(String) CODEC(ZSTD(1)),
+    InputPreview String CODEC(ZSTD(1)),
+    OutputPreview String CODEC(ZSTD(1)),
     Input String CODEC(ZSTD(3)) TTL {_PAYLOAD_TTL},
     Output String CODEC(ZSTD(3)) TTL {_PAYLOAD_TTL},
     PayloadAttributes Map(LowCardinality(String), String) CODEC(ZSTD(3)) TTL {_PAYLOAD_TTL},
@@ -218,12 +219,15 @@ SPANS_TABLE = TableSpec(
     INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_duration Duration TYPE minmax GRANULARITY 1,
+    INDEX idx_run_id RunId TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_conversation ConversationId TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_ingested IngestedAt TYPE minmax GRANULARITY 1
     """,
     engine="ReplacingMergeTree",
     partition_by=_DAY_PARTITION,
-    order_by="(Tenant, RunId, TraceId, SpanId)",
+    # Time first, so that reads bounded by time (a run's window, a refresh, a dashboard) touch
+    # only the granules of that time; then the run, so a run's spans of one minute sit together.
+    order_by="(Tenant, toStartOfMinute(Timestamp), RunId, TraceId, SpanId)",
     ttl=_ROW_TTL,
     settings=_DROP_PARTS,
     sharding_key="cityHash64(Tenant, RunId)",
@@ -261,8 +265,10 @@ WHERE TraceId != ''
 GROUP BY TraceId""",
 )
 
-# One row per run, rewritten (a new Version) each time spans of the run arrive. List views read
-# only these small columns; a run's full input and output stay on its root span.
+# One row per run, rewritten (a new Version) each time spans of the run arrive. Sorted by start
+# time, so the history list reads the newest granules only. When a run's start moves (an earlier
+# span arrives), the row under the old key gets a tombstone (IsDeleted = 1). List views read only
+# these small columns; a run's full input and output stay on its root span.
 RUNS_TABLE = TableSpec(
     name=RUNS,
     body="""
@@ -295,15 +301,16 @@ RUNS_TABLE = TableSpec(
     Metadata Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     TtlDays UInt16 CODEC(ZSTD(1)),
     Version UInt64 CODEC(ZSTD(1)),
-    INDEX idx_started StartedAt TYPE minmax GRANULARITY 1,
+    IsDeleted UInt8 CODEC(ZSTD(1)),
+    INDEX idx_run_id RunId TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_conversation ConversationId TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_user UserId TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
     """,
     engine="ReplacingMergeTree",
-    engine_args="Version",
+    engine_args="Version, IsDeleted",
     partition_by="(toDate(StartedAt), TtlDays)",
-    order_by="(Tenant, RunId)",
+    order_by="(Tenant, StartedAt, RunId)",
     ttl="toDateTime(StartedAt) + toIntervalDay(TtlDays)",
     settings=_DROP_PARTS,
     sharding_key="cityHash64(Tenant, RunId)",

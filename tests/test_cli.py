@@ -1,0 +1,52 @@
+"""The `tracehouse` command as a user runs it, in its own process."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import run_cli
+
+
+def test_demo_fills_a_fresh_store_and_shows_a_run(tmp_path):
+    result = run_cli("demo", "--runs", "3", cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"to chdb://{tmp_path}/tracehouse-data (database tracehouse)" in out  # the default store
+    assert "Wrote 3 sample runs" in out
+    listed = re.findall(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  (\S+)\s+(\w+)", out, re.MULTILINE)
+    assert len(listed) == 3 and all(status in ("completed", "failed") for _, status in listed)
+    tree = out.split("span by span:", 1)[1]
+    assert re.search(r"^invoke_agent trip-planner  \[agent\]  completed", tree, re.MULTILINE)
+    assert re.search(r"^│  └─ chat gpt-4o-mini  \[llm\]  completed .* tokens  \$0\.\d{4}$", tree, re.MULTILINE)
+    assert re.search(r"search_hotels  \[tool\]  failed .* error: TimeoutError", tree)
+    assert re.search(r"^├─ invoke_agent budget-checker  \[agent\] .* run run-", tree, re.MULTILINE)
+    # A second demo adds to the same store.
+    again = run_cli("demo", "--runs", "1", cwd=str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert len(re.findall(r"^\d{4}-\d\d-\d\d ", again.stdout, re.MULTILINE)) == 4
+
+
+def test_migrate_reports_the_schema_version(tmp_path):
+    first = run_cli("migrate", "--store", f"chdb://{tmp_path}/s")
+    assert first.returncode == 0, first.stderr
+    assert "schema version 1 (applied 1)" in first.stdout
+    second = run_cli("migrate", "--store", f"chdb://{tmp_path}/s")
+    assert "schema version 1 (up to date)" in second.stdout
+
+
+def test_store_can_come_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACEHOUSE_STORE", f"chdb://{tmp_path}/from-env")
+    result = run_cli("migrate")
+    assert result.returncode == 0, result.stderr
+    assert f"chdb://{tmp_path}/from-env" in result.stdout
+
+
+def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path):
+    for args, message in (
+        (("migrate", "--store", "mysql://x"), "unsupported store DSN scheme"),
+        (("demo", "--store", f"chdb://{tmp_path}/x", "--runs", "0"), "--runs must be at least 1"),
+        (("migrate", "--store", "chdb:///x", "--cluster", "c"), "--cluster needs a ClickHouse server DSN"),
+    ):
+        result = run_cli(*args)
+        assert result.returncode == 2, (args, result.stdout)
+        assert message in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,16 @@
+"""Docs that quote the code stay true to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tracehouse.store import migrations
+from tracehouse.store.schema import Layout
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_schema_doc_carries_the_current_ddl():
+    doc = (ROOT / "docs" / "schema.md").read_text()
+    ddl = ";\n\n".join(migrations.all_statements(Layout())) + ";"
+    assert f"```sql\n{ddl}\n```" in doc, "regenerate the DDL block of docs/schema.md with `tracehouse schema`"

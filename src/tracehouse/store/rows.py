@@ -7,7 +7,7 @@ time zone conversion happens on the way in.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from tracehouse.model import Event, LogRecord, Node, preview
 
@@ -34,6 +34,11 @@ LOG_COLUMNS = (
 )  # fmt: skip
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def from_ns(unix_nano: int) -> datetime:
+    """An aware UTC datetime from nanoseconds since the epoch (to the microsecond, exactly)."""
+    return _EPOCH + timedelta(microseconds=unix_nano // 1000)
 
 
 def ns(value: datetime) -> int:

@@ -1,0 +1,622 @@
+"""OTLP spans, of any convention, to canonical nodes and replay events.
+
+Conventions read, in this order of precedence for each field: tracehouse.* and OpenTelemetry
+GenAI (current names, then the pre-1.37 ones and their per-message span events), OpenInference,
+OpenLLMetry/Traceloop, Langfuse, and plain OTel (span names, status, exception events). Nothing
+is dropped: every attribute stays on the row, split into summary and payload maps.
+
+Runs. A span that carries ``tracehouse.run.id`` belongs to that run (the tracehouse SDK stamps
+it on every span inside a run, including other instrumentors' spans), and its ``invoke_agent``
+span is the run's root. Any other span belongs to the run of its trace (run id = trace id),
+whose root is the trace's root span; its nested agent spans are agent nodes of that run. Both
+rules look at the span alone, so the result never depends on delivery order.
+
+Replay events of an LLM call are the messages new to that call (those after the last assistant
+message of its input; all of them on a first call), then its output, so a run's transcript
+holds each message once without any state across spans.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from tracehouse import pricing, semconv
+from tracehouse.model import (
+    DEFAULT_TENANT,
+    DEFAULT_TTL_DAYS,
+    MAX_TTL_DAYS,
+    Event,
+    EventKind,
+    Node,
+    NodeType,
+    SpanEvent,
+    SpanLink,
+    Status,
+    Usage,
+)
+from tracehouse.store.rows import from_ns
+
+_KINDS = {0: "Unspecified", 1: "Internal", 2: "Server", 3: "Client", 4: "Producer", 5: "Consumer"}
+_STATUS = {0: "Unset", 1: "Ok", 2: "Error"}
+
+
+# --- attribute values ---------------------------------------------------------------------------
+
+
+def any_value(value: AnyValue) -> Any:
+    """An OTLP AnyValue as a plain Python value."""
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+    if which == "bytes_value":
+        return value.bytes_value.hex()
+    return getattr(value, which)
+
+
+def _as_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def attributes(kvs: Iterable[KeyValue]) -> dict[str, str]:
+    """OTLP attributes as the string map the tables store (the Collector exporter's encoding)."""
+    return {kv.key: _as_string(any_value(kv.value)) for kv in kvs}
+
+
+def _int(attrs: dict[str, str], *keys: str) -> int:
+    for key in keys:
+        raw = attrs.get(key)
+        if raw:
+            try:
+                return max(0, int(float(raw)))
+            except ValueError:
+                continue
+    return 0
+
+
+def _first(attrs: dict[str, str], *keys: str) -> str:
+    for key in keys:
+        value = attrs.get(key)
+        if value:
+            return value
+    return ""
+
+
+def _json(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- messages -----------------------------------------------------------------------------------
+
+
+def _text_message(role: str, content: Any) -> dict:
+    return {"role": role or "user", "parts": [{"type": "text", "content": _as_string(content)}]}
+
+
+def _flattened_messages(attrs: dict[str, str], prefix: str, role_key: str, content_key: str) -> list[dict]:
+    """Messages flattened into ``<prefix>.<n>.<field>`` attributes (OpenInference, Traceloop)."""
+    fields: dict[int, dict[str, str]] = {}
+    start = len(prefix) + 1
+    for key, value in attrs.items():
+        if key.startswith(prefix + "."):
+            index, _, rest = key[start:].partition(".")
+            if index.isdigit():
+                fields.setdefault(int(index), {})[rest] = value
+    messages = []
+    for index in sorted(fields):
+        f = fields[index]
+        message = _text_message(f.get(role_key, ""), f.get(content_key, ""))
+        calls = _flattened_tool_calls(f)
+        if calls:
+            message["parts"] = [p for p in message["parts"] if p["content"]] + calls
+        call_id = f.get("message.tool_call_id") or f.get("tool_call_id")
+        if call_id:
+            message["parts"] = [{"type": "tool_call_response", "id": call_id, "response": f.get(content_key, "")}]
+        messages.append(message)
+    return messages
+
+
+def _flattened_tool_calls(fields: dict[str, str]) -> list[dict]:
+    calls: dict[int, dict] = {}
+    for key, value in fields.items():
+        for prefix in ("message.tool_calls.", "tool_calls."):
+            if key.startswith(prefix):
+                index, _, rest = key[len(prefix) :].partition(".")
+                if index.isdigit():
+                    call = calls.setdefault(int(index), {"type": "tool_call"})
+                    if rest.endswith("id"):
+                        call["id"] = value
+                    elif rest.endswith("name"):
+                        call["name"] = value
+                    elif rest.endswith("arguments"):
+                        call["arguments"] = _json(value) if _json(value) is not None else value
+    return [calls[i] for i in sorted(calls)]
+
+
+def _legacy_event_messages(events: Iterable[Any]) -> tuple[list[dict], list[dict]]:
+    """Messages from the per-message span events of GenAI before 1.37."""
+    roles = {
+        semconv.EVENT_GEN_AI_SYSTEM_MESSAGE: "system",
+        semconv.EVENT_GEN_AI_USER_MESSAGE: "user",
+        semconv.EVENT_GEN_AI_ASSISTANT_MESSAGE: "assistant",
+        semconv.EVENT_GEN_AI_TOOL_MESSAGE: "tool",
+    }
+    inputs, outputs = [], []
+    for event in events:
+        attrs = attributes(event.attributes)
+        if event.name in roles:
+            content = attrs.get("content") or attrs.get(semconv.GEN_AI_PROMPT, "")
+            message = _text_message(roles[event.name], content)
+            if event.name == semconv.EVENT_GEN_AI_TOOL_MESSAGE and attrs.get("id"):
+                message["parts"] = [{"type": "tool_call_response", "id": attrs["id"], "response": content}]
+            inputs.append(message)
+        elif event.name == semconv.EVENT_GEN_AI_CHOICE:
+            body = _json(attrs.get("message", "")) or {}
+            content = body.get("content") if isinstance(body, dict) else None
+            message = _text_message("assistant", content if content is not None else attrs.get("content", ""))
+            if attrs.get("finish_reason"):
+                message["finish_reason"] = attrs["finish_reason"]
+            outputs.append(message)
+    return inputs, outputs
+
+
+def _messages(attrs: dict[str, str], payload: dict[str, str], events: Iterable[Any]) -> tuple[list, list, str]:
+    """(input messages, output messages, system instructions) in the GenAI JSON shape."""
+    both = {**attrs, **payload}
+    inputs = _json(both.get(semconv.GEN_AI_INPUT_MESSAGES, ""))
+    outputs = _json(both.get(semconv.GEN_AI_OUTPUT_MESSAGES, ""))
+    system = both.get(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, "")
+    if not isinstance(inputs, list):
+        inputs = _flattened_messages(both, semconv.OI_LLM_INPUT_MESSAGES, "message.role", "message.content") or (
+            _flattened_messages(both, semconv.GEN_AI_PROMPT, "role", "content")
+        )
+    if not isinstance(outputs, list):
+        outputs = _flattened_messages(both, semconv.OI_LLM_OUTPUT_MESSAGES, "message.role", "message.content") or (
+            _flattened_messages(both, semconv.GEN_AI_COMPLETION, "role", "content")
+        )
+    if not inputs and not outputs:
+        inputs, outputs = _legacy_event_messages(events)
+    return inputs, outputs, system
+
+
+# --- node type, run, status -----------------------------------------------------------------------
+
+_OPERATION_TYPES = {
+    semconv.OP_CHAT: NodeType.LLM,
+    semconv.OP_TEXT_COMPLETION: NodeType.LLM,
+    semconv.OP_GENERATE_CONTENT: NodeType.LLM,
+    semconv.OP_EMBEDDINGS: NodeType.EMBEDDING,
+    semconv.OP_RETRIEVAL: NodeType.RETRIEVER,
+    semconv.OP_EXECUTE_TOOL: NodeType.TOOL,
+    semconv.OP_INVOKE_AGENT: NodeType.AGENT,
+    semconv.OP_CREATE_AGENT: NodeType.AGENT,
+    semconv.OP_INVOKE_WORKFLOW: NodeType.STEP,
+}
+_OI_TYPES = {
+    semconv.OI_KIND_LLM: NodeType.LLM,
+    semconv.OI_KIND_CHAIN: NodeType.STEP,
+    semconv.OI_KIND_TOOL: NodeType.TOOL,
+    semconv.OI_KIND_AGENT: NodeType.AGENT,
+    semconv.OI_KIND_RETRIEVER: NodeType.RETRIEVER,
+    semconv.OI_KIND_RERANKER: NodeType.RETRIEVER,
+    semconv.OI_KIND_EMBEDDING: NodeType.EMBEDDING,
+    semconv.OI_KIND_GUARDRAIL: NodeType.GUARDRAIL,
+    semconv.OI_KIND_EVALUATOR: NodeType.EVALUATOR,
+    semconv.OI_KIND_PROMPT: NodeType.STEP,
+}
+_TRACELOOP_TYPES = {
+    semconv.TRACELOOP_KIND_WORKFLOW: NodeType.STEP,
+    semconv.TRACELOOP_KIND_TASK: NodeType.STEP,
+    semconv.TRACELOOP_KIND_AGENT: NodeType.AGENT,
+    semconv.TRACELOOP_KIND_TOOL: NodeType.TOOL,
+}
+_TYPE_OPERATIONS = {
+    NodeType.LLM: semconv.OP_CHAT,
+    NodeType.TOOL: semconv.OP_EXECUTE_TOOL,
+    NodeType.AGENT: semconv.OP_INVOKE_AGENT,
+    NodeType.EMBEDDING: semconv.OP_EMBEDDINGS,
+    NodeType.RETRIEVER: semconv.OP_RETRIEVAL,
+}
+
+
+def node_type(attrs: dict[str, str]) -> NodeType:
+    if attrs.get(semconv.TRACEHOUSE_NODE_TYPE):
+        return NodeType.parse(attrs[semconv.TRACEHOUSE_NODE_TYPE])
+    operation = attrs.get(semconv.GEN_AI_OPERATION_NAME, "")
+    if operation in _OPERATION_TYPES:
+        return _OPERATION_TYPES[operation]
+    if attrs.get(semconv.OPENINFERENCE_SPAN_KIND, "").upper() in _OI_TYPES:
+        return _OI_TYPES[attrs[semconv.OPENINFERENCE_SPAN_KIND].upper()]
+    if attrs.get(semconv.LLM_REQUEST_TYPE):
+        return NodeType.EMBEDDING if attrs[semconv.LLM_REQUEST_TYPE] == "embedding" else NodeType.LLM
+    if attrs.get(semconv.TRACELOOP_SPAN_KIND, "") in _TRACELOOP_TYPES:
+        return _TRACELOOP_TYPES[attrs[semconv.TRACELOOP_SPAN_KIND]]
+    if attrs.get(semconv.LANGFUSE_OBSERVATION_TYPE):
+        return NodeType.parse(attrs[semconv.LANGFUSE_OBSERVATION_TYPE])
+    if operation or attrs.get(semconv.GEN_AI_REQUEST_MODEL) or attrs.get(semconv.GEN_AI_SYSTEM):
+        return _OPERATION_TYPES.get(operation, NodeType.LLM)
+    return NodeType.OTHER
+
+
+def _status(span: Span, attrs: dict[str, str]) -> Status:
+    if attrs.get(semconv.TRACEHOUSE_STATUS) == Status.CANCELLED.value:
+        return Status.CANCELLED
+    if span.status.code == 2 or attrs.get(semconv.LANGFUSE_OBSERVATION_LEVEL) == "ERROR":
+        return Status.FAILED
+    return Status.COMPLETED
+
+
+# --- the normalizer -------------------------------------------------------------------------------
+
+
+def normalize_spans(
+    resource_spans: Iterable[Any],
+    *,
+    tenant: str = DEFAULT_TENANT,
+    retention: Retention | None = None,
+    price: Pricer = pricing.cost_usd,
+) -> tuple[list[Node], list[Event]]:
+    """Every span of an ExportTraceServiceRequest's resource_spans, normalized."""
+    retention = retention or Retention()
+    nodes: list[Node] = []
+    events: list[Event] = []
+    for rs in resource_spans:
+        resource = attributes(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                node, span_events = normalize_span(
+                    span, resource, ss.scope.name, ss.scope.version, tenant=tenant, retention=retention, price=price
+                )
+                nodes.append(node)
+                events.extend(span_events)
+    return nodes, events
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Where a row's retention comes from when the span does not say."""
+
+    ttl_days: int = DEFAULT_TTL_DAYS
+    payload_ttl_days: int = DEFAULT_TTL_DAYS
+
+
+def _ttl(raw: str, default: int) -> int:
+    try:
+        days = int(float(raw))
+    except (TypeError, ValueError):
+        return default
+    return min(max(days, 1), MAX_TTL_DAYS)
+
+
+Pricer = Callable[..., float | None]
+
+
+def normalize_span(
+    span: Span,
+    resource: dict[str, str],
+    scope_name: str,
+    scope_version: str,
+    *,
+    tenant: str = DEFAULT_TENANT,
+    retention: Retention = Retention(),
+    price: Pricer = pricing.cost_usd,
+) -> tuple[Node, list[Event]]:
+    """One span to its node and its replay events. Ids must already be valid."""
+    raw = attributes(span.attributes)
+    summary = {k: v for k, v in raw.items() if not semconv.is_payload_attribute(k)}
+    payload = {k: v for k, v in raw.items() if semconv.is_payload_attribute(k)}
+    both = {**resource, **raw}  # span attributes win over resource attributes
+
+    trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
+    parent = span.parent_span_id.hex()
+    kind = node_type(raw)
+    operation = raw.get(semconv.GEN_AI_OPERATION_NAME) or _TYPE_OPERATIONS.get(kind, "")
+    explicit_run = both.get(semconv.TRACEHOUSE_RUN_ID, "")
+    if explicit_run:
+        run_id, run_root = explicit_run, operation == semconv.OP_INVOKE_AGENT
+    else:
+        run_id, run_root = trace_id, not parent
+
+    agent = _first(raw, semconv.GEN_AI_AGENT_NAME, semconv.OI_AGENT_NAME)
+    if not agent and kind is NodeType.AGENT:
+        agent = _first(raw, semconv.TRACELOOP_ENTITY_NAME) or span.name.removeprefix(semconv.OP_INVOKE_AGENT).strip()
+    if not agent and run_root:
+        agent = _first(both, semconv.GEN_AI_WORKFLOW_NAME, semconv.TRACELOOP_WORKFLOW_NAME, semconv.LANGFUSE_TRACE_NAME)
+
+    model = _first(
+        raw,
+        semconv.GEN_AI_RESPONSE_MODEL,
+        semconv.GEN_AI_REQUEST_MODEL,
+        semconv.OI_LLM_MODEL_NAME,
+        semconv.LANGFUSE_OBSERVATION_MODEL,
+    )
+    provider = _first(
+        raw, semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_SYSTEM, semconv.OI_LLM_PROVIDER, semconv.OI_LLM_SYSTEM
+    )
+    usage, cost = _usage_and_cost(raw, kind, model, price)
+
+    inputs, outputs, system = _messages(raw, payload, span.events) if kind is NodeType.LLM else ([], [], "")
+    node_input, node_output = _io(kind, raw, payload, inputs, outputs, run_root)
+
+    status = _status(span, raw)
+    events = [
+        SpanEvent.model_construct(timestamp=from_ns(e.time_unix_nano), name=e.name, attributes=attributes(e.attributes))
+        for e in span.events
+    ]
+    exception = next((e.attributes for e in events if e.name == semconv.EXCEPTION_EVENT), {})
+    ttl = _ttl(both.get(semconv.TRACEHOUSE_TTL_DAYS, ""), retention.ttl_days)
+
+    node = Node.model_construct(
+        tenant=tenant,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent,
+        trace_state=span.trace_state,
+        name=span.name,
+        span_kind=_KINDS.get(span.kind, "Unspecified"),
+        service_name=resource.get(semconv.SERVICE_NAME, ""),
+        scope_name=scope_name,
+        scope_version=scope_version,
+        resource_attributes=resource,
+        attributes=summary,
+        payload_attributes=payload,
+        events=events,
+        links=[
+            SpanLink.model_construct(
+                trace_id=link.trace_id.hex(),
+                span_id=link.span_id.hex(),
+                trace_state=link.trace_state,
+                attributes=attributes(link.attributes),
+            )
+            for link in span.links
+        ],
+        started_at=from_ns(span.start_time_unix_nano),
+        duration_ns=max(0, span.end_time_unix_nano - span.start_time_unix_nano),
+        otel_status_code=_STATUS.get(span.status.code, "Unset"),
+        status_message=span.status.message or exception.get(semconv.EXCEPTION_MESSAGE, ""),
+        run_id=run_id,
+        parent_run_id=both.get(semconv.TRACEHOUSE_PARENT_RUN_ID, "") if run_root else "",
+        run_root=run_root,
+        type=kind,
+        status=status,
+        operation=operation,
+        agent_name=agent,
+        conversation_id=_first(both, semconv.GEN_AI_CONVERSATION_ID, semconv.SESSION_ID, semconv.LANGFUSE_SESSION_ID),
+        user_id=_first(both, semconv.USER_ID, semconv.ENDUSER_ID, semconv.LANGFUSE_USER_ID),
+        model=model,
+        provider=provider,
+        usage=usage,
+        cost_usd=cost,
+        input=node_input,
+        output=node_output,
+        error_type=_first(raw, semconv.ERROR_TYPE)
+        or exception.get(semconv.EXCEPTION_TYPE, "")
+        or ("Error" if status is Status.FAILED else ""),
+        ttl_days=ttl,
+        payload_ttl_days=min(ttl, retention.payload_ttl_days),
+    )
+    return node, list(_replay_events(node, raw, payload, inputs, outputs, system))
+
+
+def _usage_and_cost(raw: dict[str, str], kind: NodeType, model: str, price: Pricer) -> tuple[Usage, float]:
+    details = _json(raw.get(semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS, "")) or {}
+    usage = Usage.model_construct(
+        input_tokens=_int(
+            raw,
+            semconv.GEN_AI_USAGE_INPUT_TOKENS,
+            semconv.GEN_AI_USAGE_PROMPT_TOKENS,
+            semconv.OI_LLM_TOKEN_COUNT_PROMPT,
+        )
+        or _int(details, "input", "prompt_tokens"),
+        output_tokens=_int(
+            raw,
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+            semconv.GEN_AI_USAGE_COMPLETION_TOKENS,
+            semconv.OI_LLM_TOKEN_COUNT_COMPLETION,
+        )
+        or _int(details, "output", "completion_tokens"),
+        cache_read_tokens=_int(
+            raw,
+            semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+            semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_TRACELOOP,
+            semconv.OI_LLM_TOKEN_COUNT_CACHE_READ,
+        ),
+        cache_creation_tokens=_int(
+            raw,
+            semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+            semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_TRACELOOP,
+            semconv.OI_LLM_TOKEN_COUNT_CACHE_WRITE,
+        ),
+        reasoning_tokens=_int(
+            raw,
+            semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+            semconv.GEN_AI_USAGE_REASONING_TOKENS_TRACELOOP,
+            semconv.OI_LLM_TOKEN_COUNT_REASONING,
+        ),
+    )
+    stated = _first(raw, semconv.TRACEHOUSE_COST_USD, semconv.OI_LLM_COST_TOTAL)
+    if not stated:
+        cost_details = _json(raw.get(semconv.LANGFUSE_OBSERVATION_COST_DETAILS, "")) or {}
+        stated = _as_string(cost_details.get("total", "")) if isinstance(cost_details, dict) else ""
+    try:
+        cost = max(0.0, float(stated)) if stated else None
+    except ValueError:
+        cost = None
+    if cost is None and kind is NodeType.LLM and model:
+        cost = price(
+            model, usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_creation_tokens
+        )
+    return usage, cost or 0.0
+
+
+def _io(kind: NodeType, raw: dict, payload: dict, inputs: list, outputs: list, run_root: bool) -> tuple[str, str]:
+    both = {**raw, **payload}
+    if kind is NodeType.LLM and (inputs or outputs):
+        return (
+            json.dumps(inputs, ensure_ascii=False) if inputs else "",
+            json.dumps(outputs, ensure_ascii=False) if outputs else "",
+        )
+    in_keys = [
+        semconv.TRACEHOUSE_NODE_INPUT,
+        semconv.GEN_AI_TOOL_CALL_ARGUMENTS,
+        semconv.OI_INPUT_VALUE,
+        semconv.TRACELOOP_ENTITY_INPUT,
+        semconv.LANGFUSE_OBSERVATION_INPUT,
+        semconv.GEN_AI_RETRIEVAL_QUERY_TEXT,
+    ]
+    out_keys = [
+        semconv.TRACEHOUSE_NODE_OUTPUT,
+        semconv.GEN_AI_TOOL_CALL_RESULT,
+        semconv.OI_OUTPUT_VALUE,
+        semconv.TRACELOOP_ENTITY_OUTPUT,
+        semconv.LANGFUSE_OBSERVATION_OUTPUT,
+        semconv.GEN_AI_RETRIEVAL_DOCUMENTS,
+    ]
+    if run_root:
+        in_keys.insert(0, semconv.TRACEHOUSE_RUN_INPUT)
+        in_keys.append(semconv.LANGFUSE_TRACE_INPUT)
+        out_keys.insert(0, semconv.TRACEHOUSE_RUN_OUTPUT)
+        out_keys.append(semconv.LANGFUSE_TRACE_OUTPUT)
+    return _first(both, *in_keys), _first(both, *out_keys)
+
+
+# --- replay events -------------------------------------------------------------------------------
+
+
+def _new_turn(inputs: list[dict]) -> list[dict]:
+    """The input messages a call adds: those after the last assistant message."""
+    last = max((i for i, m in enumerate(inputs) if isinstance(m, dict) and m.get("role") == "assistant"), default=-1)
+    return inputs[last + 1 :]
+
+
+def _replay_events(
+    node: Node, raw: dict[str, str], payload: dict[str, str], inputs: list, outputs: list, system: str
+) -> Iterator[Event]:
+    seq = 0
+    end = node.ended_at
+
+    def event(kind: EventKind, when, **fields) -> Event:
+        nonlocal seq
+        seq += 1
+        return Event.model_construct(
+            tenant=node.tenant,
+            run_id=node.run_id,
+            conversation_id=node.conversation_id,
+            trace_id=node.trace_id,
+            span_id=node.span_id,
+            seq=seq - 1,
+            timestamp=when,
+            kind=kind,
+            role=fields.pop("role", ""),
+            name=fields.pop("name", ""),
+            content=fields.pop("content", ""),
+            tool_call_id=fields.pop("tool_call_id", ""),
+            attributes=fields.pop("attributes", {}),
+            ttl_days=node.ttl_days,
+            payload_ttl_days=node.payload_ttl_days,
+        )
+
+    if node.type is NodeType.LLM:
+        turn = _new_turn(inputs)
+        if system and len(turn) == len(inputs):  # a first call: its system instructions open the transcript
+            yield event(EventKind.MESSAGE, node.started_at, role="system", content=_system_text(system))
+        for message in turn:
+            yield from _message_events(event, message, node.started_at)
+        for message in outputs:
+            yield from _message_events(event, message, end)
+    elif node.type is NodeType.TOOL:
+        name = (
+            _first(raw, semconv.GEN_AI_TOOL_NAME, semconv.OI_TOOL_NAME)
+            or node.name.removeprefix(semconv.OP_EXECUTE_TOOL).strip()
+        )
+        call_id = _first(raw, semconv.GEN_AI_TOOL_CALL_ID, semconv.OI_TOOL_CALL_ID)
+        yield event(EventKind.TOOL_CALL, node.started_at, name=name, tool_call_id=call_id, content=node.input)
+        if node.status is Status.COMPLETED:
+            yield event(EventKind.TOOL_RESULT, end, name=name, tool_call_id=call_id, content=node.output)
+    for span_event in node.events:
+        attrs = span_event.attributes
+        if span_event.name == semconv.EVENT_TRACEHOUSE_CHECKPOINT:
+            yield event(
+                EventKind.CHECKPOINT,
+                span_event.timestamp,
+                name=attrs.get(semconv.TRACEHOUSE_CHECKPOINT_ID, ""),
+                content=attrs.get(semconv.TRACEHOUSE_CHECKPOINT_STATE, ""),
+            )
+        elif span_event.name == semconv.EVENT_TRACEHOUSE_APPROVAL:
+            yield event(
+                EventKind.APPROVAL,
+                span_event.timestamp,
+                name=span_event.name,
+                content=attrs.get(semconv.TRACEHOUSE_EVENT_DATA, ""),
+            )
+        elif semconv.TRACEHOUSE_EVENT_DATA in attrs:
+            yield event(
+                EventKind.CUSTOM,
+                span_event.timestamp,
+                name=span_event.name,
+                content=attrs[semconv.TRACEHOUSE_EVENT_DATA],
+            )
+
+
+def _system_text(system: str) -> str:
+    parts = _json(system)
+    if isinstance(parts, list):
+        return "\n".join(_as_string(p.get("content", "")) for p in parts if isinstance(p, dict))
+    return system
+
+
+def _message_events(event: Callable[..., Event], message: Any, when) -> Iterator[Event]:
+    if not isinstance(message, dict):
+        return
+    role = message.get("role", "")
+    texts = []
+    for part in message.get("parts") or []:
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind == "text":
+            texts.append(_as_string(part.get("content", "")))
+        elif kind == "reasoning":
+            yield event(EventKind.REASONING, when, role=role, content=_as_string(part.get("content", "")))
+        elif kind == "tool_call":
+            yield event(
+                EventKind.TOOL_CALL,
+                when,
+                role=role,
+                name=part.get("name", ""),
+                tool_call_id=part.get("id", ""),
+                content=_as_string(part.get("arguments", "")),
+            )
+        elif kind == "tool_call_response":
+            yield event(
+                EventKind.TOOL_RESULT,
+                when,
+                role=role,
+                tool_call_id=part.get("id", ""),
+                content=_as_string(part.get("response", "")),
+            )
+    if texts:
+        attrs = {"finish_reason": message["finish_reason"]} if message.get("finish_reason") else {}
+        yield event(EventKind.MESSAGE, when, role=role, content="\n".join(texts), attributes=attrs)

@@ -18,6 +18,11 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"TRACEHOUSE_{name}", default)
 
 
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(f"TRACEHOUSE_{name}")
+    return int(value) if value else None
+
+
 def _add_store(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store",
@@ -40,6 +45,57 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store(migrate)
     migrate.add_argument("--cluster", help="the ClickHouse cluster to create the tables on")
 
+    serve = commands.add_parser("serve", help="receive OTLP (gRPC and HTTP) into the store and serve the API")
+    _add_store(serve)
+    serve.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to listen on (env TRACEHOUSE_HOST)")
+    serve.add_argument(
+        "--grpc-port",
+        type=int,
+        default=int(_env("GRPC_PORT", "4317")),
+        help="OTLP/gRPC port, 0 picks a free one (env TRACEHOUSE_GRPC_PORT; default 4317)",
+    )
+    serve.add_argument(
+        "--http-port",
+        type=int,
+        default=int(_env("HTTP_PORT", "4318")),
+        help="OTLP/HTTP and API port, 0 picks a free one (env TRACEHOUSE_HTTP_PORT; default 4318)",
+    )
+    serve.add_argument(
+        "--api-keys",
+        default=_env("API_KEYS", ""),
+        help="KEY:TENANT[,KEY:TENANT...]; none: one tenant, no key asked (env TRACEHOUSE_API_KEYS)",
+    )
+    serve.add_argument(
+        "--retention-days",
+        type=int,
+        default=int(_env("RETENTION_DAYS", "30")),
+        help="default retention of stored rows (env TRACEHOUSE_RETENTION_DAYS; default 30)",
+    )
+    serve.add_argument(
+        "--payload-retention-days",
+        type=int,
+        default=_env_int("PAYLOAD_RETENTION_DAYS"),
+        help="retention of inputs, outputs and messages, at most --retention-days "
+        "(env TRACEHOUSE_PAYLOAD_RETENTION_DAYS; default: the same)",
+    )
+    serve.add_argument(
+        "--spool",
+        default=_env("SPOOL", "") or None,
+        help="spool directory (env TRACEHOUSE_SPOOL; default: beside the embedded store)",
+    )
+    serve.add_argument(
+        "--spool-max-mb",
+        type=int,
+        default=int(_env("SPOOL_MAX_MB", "1024")),
+        help="spool size at which clients are told to retry later (env TRACEHOUSE_SPOOL_MAX_MB)",
+    )
+    serve.add_argument(
+        "--max-request-mb",
+        type=int,
+        default=int(_env("MAX_REQUEST_MB", "20")),
+        help="largest request accepted, after decompression (env TRACEHOUSE_MAX_REQUEST_MB; default 20)",
+    )
+
     demo = commands.add_parser("demo", help="fill a store with sample agent runs and show one")
     _add_store(demo)
     demo.add_argument("--runs", type=int, default=5, help="how many sample runs to write (default 5)")
@@ -49,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"schema": cmd_schema, "migrate": cmd_migrate, "demo": cmd_demo}[args.command](args)
+        commands = {"schema": cmd_schema, "migrate": cmd_migrate, "demo": cmd_demo, "serve": cmd_serve}
+        return commands[args.command](args)
     except (DSNError, StoreError, ValueError) as exc:
         print(f"tracehouse: error: {exc}", file=sys.stderr)
         return 2
@@ -66,6 +123,37 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         applied = migrations.migrate(store.client, store.layout)
         print(f"{store.address.describe()}: schema version {store.schema_version()}"
               + (f" (applied {', '.join(map(str, applied))})" if applied else " (up to date)"))  # fmt: skip
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from tracehouse.ingest.receiver import parse_api_keys
+    from tracehouse.server import Settings, run
+
+    for name in ("grpc_port", "http_port"):
+        if not 0 <= getattr(args, name) <= 65535:
+            raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 65535")
+    if args.spool_max_mb < 1 or args.max_request_mb < 1:
+        raise ValueError("--spool-max-mb and --max-request-mb must be at least 1")
+    if args.retention_days < 1 or (args.payload_retention_days is not None and args.payload_retention_days < 1):
+        raise ValueError("retention must be at least 1 day")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(
+        Settings(
+            store=args.store,
+            host=args.host,
+            grpc_port=args.grpc_port,
+            http_port=args.http_port,
+            api_keys=parse_api_keys(args.api_keys),
+            retention_days=args.retention_days,
+            payload_retention_days=args.payload_retention_days,
+            spool=args.spool,
+            spool_max_bytes=args.spool_max_mb << 20,
+            max_request_bytes=args.max_request_mb << 20,
+        )
+    )
     return 0
 
 

@@ -127,6 +127,18 @@ EVENT_GEN_AI_TOOL_MESSAGE: Final = "gen_ai.tool.message"
 EVENT_GEN_AI_CHOICE: Final = "gen_ai.choice"
 # The current conventions' single event carrying a whole inference's details.
 EVENT_GEN_AI_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
+# Attributes of those per-message events (as the Python instrumentations set them).
+MESSAGE_EVENT_CONTENT: Final = "content"
+MESSAGE_EVENT_ID: Final = "id"
+MESSAGE_EVENT_MESSAGE: Final = "message"  # gen_ai.choice: the message as JSON
+MESSAGE_EVENT_FINISH_REASON: Final = "finish_reason"
+
+# Fields of one flattened message: Traceloop's "gen_ai.prompt.<n>.<field>" and its tool calls
+# "gen_ai.completion.<n>.tool_calls.<m>.<field>".
+FLAT_ROLE: Final = "role"
+FLAT_CONTENT: Final = "content"
+FLAT_TOOL_CALL_ID: Final = "tool_call_id"
+FLAT_TOOL_CALLS: Final = "tool_calls"
 
 # --------------------------------------------------------------------------------------------
 # OpenInference (Arize Phoenix and its instrumentors)
@@ -155,6 +167,7 @@ OI_MESSAGE_CONTENT: Final = "message.content"
 OI_MESSAGE_NAME: Final = "message.name"
 OI_MESSAGE_TOOL_CALLS: Final = "message.tool_calls"
 OI_MESSAGE_TOOL_CALL_ID: Final = "message.tool_call_id"
+OI_TOOL_CALL_PREFIX: Final = "tool_call."  # fields of one of message.tool_calls.<m>
 OI_TOOL_NAME: Final = "tool.name"
 OI_TOOL_PARAMETERS: Final = "tool.parameters"
 OI_TOOL_CALL_ID: Final = "tool_call.id"

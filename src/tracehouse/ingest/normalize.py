@@ -33,6 +33,7 @@ from tracehouse.model import (
     MAX_TTL_DAYS,
     Event,
     EventKind,
+    LogRecord,
     Node,
     NodeType,
     SpanEvent,
@@ -131,7 +132,7 @@ def _flattened_messages(attrs: dict[str, str], prefix: str, role_key: str, conte
         calls = _flattened_tool_calls(f)
         if calls:
             message["parts"] = [p for p in message["parts"] if p["content"]] + calls
-        call_id = f.get("message.tool_call_id") or f.get("tool_call_id")
+        call_id = f.get(semconv.OI_MESSAGE_TOOL_CALL_ID) or f.get(semconv.FLAT_TOOL_CALL_ID)
         if call_id:
             message["parts"] = [{"type": "tool_call_response", "id": call_id, "response": f.get(content_key, "")}]
         messages.append(message)
@@ -141,16 +142,17 @@ def _flattened_messages(attrs: dict[str, str], prefix: str, role_key: str, conte
 def _flattened_tool_calls(fields: dict[str, str]) -> list[dict]:
     calls: dict[int, dict] = {}
     for key, value in fields.items():
-        for prefix in ("message.tool_calls.", "tool_calls."):
+        for prefix in (semconv.OI_MESSAGE_TOOL_CALLS + ".", semconv.FLAT_TOOL_CALLS + "."):
             if key.startswith(prefix):
                 index, _, rest = key[len(prefix) :].partition(".")
+                rest = rest.removeprefix(semconv.OI_TOOL_CALL_PREFIX).removeprefix("function.")
                 if index.isdigit():
                     call = calls.setdefault(int(index), {"type": "tool_call"})
-                    if rest.endswith("id"):
+                    if rest == "id":
                         call["id"] = value
-                    elif rest.endswith("name"):
+                    elif rest == "name":
                         call["name"] = value
-                    elif rest.endswith("arguments"):
+                    elif rest == "arguments":
                         call["arguments"] = _json(value) if _json(value) is not None else value
     return [calls[i] for i in sorted(calls)]
 
@@ -167,17 +169,20 @@ def _legacy_event_messages(events: Iterable[Any]) -> tuple[list[dict], list[dict
     for event in events:
         attrs = attributes(event.attributes)
         if event.name in roles:
-            content = attrs.get("content") or attrs.get(semconv.GEN_AI_PROMPT, "")
+            content = attrs.get(semconv.MESSAGE_EVENT_CONTENT) or attrs.get(semconv.GEN_AI_PROMPT, "")
             message = _text_message(roles[event.name], content)
-            if event.name == semconv.EVENT_GEN_AI_TOOL_MESSAGE and attrs.get("id"):
-                message["parts"] = [{"type": "tool_call_response", "id": attrs["id"], "response": content}]
+            call_id = attrs.get(semconv.MESSAGE_EVENT_ID)
+            if event.name == semconv.EVENT_GEN_AI_TOOL_MESSAGE and call_id:
+                message["parts"] = [{"type": "tool_call_response", "id": call_id, "response": content}]
             inputs.append(message)
         elif event.name == semconv.EVENT_GEN_AI_CHOICE:
-            body = _json(attrs.get("message", "")) or {}
+            body = _json(attrs.get(semconv.MESSAGE_EVENT_MESSAGE, "")) or {}
             content = body.get("content") if isinstance(body, dict) else None
-            message = _text_message("assistant", content if content is not None else attrs.get("content", ""))
-            if attrs.get("finish_reason"):
-                message["finish_reason"] = attrs["finish_reason"]
+            if content is None:
+                content = attrs.get(semconv.MESSAGE_EVENT_CONTENT, "")
+            message = _text_message("assistant", content)
+            if attrs.get(semconv.MESSAGE_EVENT_FINISH_REASON):
+                message["finish_reason"] = attrs[semconv.MESSAGE_EVENT_FINISH_REASON]
             outputs.append(message)
     return inputs, outputs
 
@@ -189,13 +194,13 @@ def _messages(attrs: dict[str, str], payload: dict[str, str], events: Iterable[A
     outputs = _json(both.get(semconv.GEN_AI_OUTPUT_MESSAGES, ""))
     system = both.get(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, "")
     if not isinstance(inputs, list):
-        inputs = _flattened_messages(both, semconv.OI_LLM_INPUT_MESSAGES, "message.role", "message.content") or (
-            _flattened_messages(both, semconv.GEN_AI_PROMPT, "role", "content")
-        )
+        inputs = _flattened_messages(
+            both, semconv.OI_LLM_INPUT_MESSAGES, semconv.OI_MESSAGE_ROLE, semconv.OI_MESSAGE_CONTENT
+        ) or (_flattened_messages(both, semconv.GEN_AI_PROMPT, semconv.FLAT_ROLE, semconv.FLAT_CONTENT))
     if not isinstance(outputs, list):
-        outputs = _flattened_messages(both, semconv.OI_LLM_OUTPUT_MESSAGES, "message.role", "message.content") or (
-            _flattened_messages(both, semconv.GEN_AI_COMPLETION, "role", "content")
-        )
+        outputs = _flattened_messages(
+            both, semconv.OI_LLM_OUTPUT_MESSAGES, semconv.OI_MESSAGE_ROLE, semconv.OI_MESSAGE_CONTENT
+        ) or (_flattened_messages(both, semconv.GEN_AI_COMPLETION, semconv.FLAT_ROLE, semconv.FLAT_CONTENT))
     if not inputs and not outputs:
         inputs, outputs = _legacy_event_messages(events)
     return inputs, outputs, system
@@ -620,3 +625,42 @@ def _message_events(event: Callable[..., Event], message: Any, when) -> Iterator
     if texts:
         attrs = {"finish_reason": message["finish_reason"]} if message.get("finish_reason") else {}
         yield event(EventKind.MESSAGE, when, role=role, content="\n".join(texts), attributes=attrs)
+
+
+def normalize_logs(
+    resource_logs: Iterable[Any], *, tenant: str = DEFAULT_TENANT, retention: Retention | None = None
+) -> list[LogRecord]:
+    """Every log record of an ExportLogsServiceRequest's resource_logs, as canonical rows.
+
+    A record belongs to the run named by its ``tracehouse.run.id`` attribute, else to the run of
+    its trace (the span rule), else to none.
+    """
+    retention = retention or Retention()
+    records: list[LogRecord] = []
+    for rl in resource_logs:
+        resource = attributes(rl.resource.attributes)
+        for sl in rl.scope_logs:
+            for log in sl.log_records:
+                attrs = attributes(log.attributes)
+                both = {**resource, **attrs}
+                trace_id = log.trace_id.hex()
+                records.append(
+                    LogRecord.model_construct(
+                        tenant=tenant,
+                        timestamp=from_ns(log.time_unix_nano or log.observed_time_unix_nano),
+                        trace_id=trace_id,
+                        span_id=log.span_id.hex(),
+                        trace_flags=log.flags & 0xFF,
+                        severity_text=log.severity_text,
+                        severity_number=log.severity_number,
+                        service_name=resource.get(semconv.SERVICE_NAME, ""),
+                        body=_as_string(any_value(log.body)),
+                        resource_attributes=resource,
+                        scope_name=sl.scope.name,
+                        scope_version=sl.scope.version,
+                        attributes=attrs,
+                        run_id=both.get(semconv.TRACEHOUSE_RUN_ID, "") or trace_id,
+                        ttl_days=_ttl(both.get(semconv.TRACEHOUSE_TTL_DAYS, ""), retention.ttl_days),
+                    )
+                )
+    return records

@@ -9,13 +9,13 @@ process exits (even on SIGKILL, since it is an ``flock``).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from importlib.resources import files
 from typing import Any
 
 import clickhouse_connect
 
+from tracehouse.dirlock import DirectoryBusy, lock_directory
 from tracehouse.store.dsn import StoreAddress
 
 LOCK_FILE = "tracehouse-store.lock"
@@ -64,21 +64,10 @@ def connect(address: StoreAddress) -> Any:
 
 
 def _lock_directory(path: str) -> int:
-    os.makedirs(path, exist_ok=True)
-    lock_path = os.path.join(path, LOCK_FILE)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-        os.close(fd)
-        raise StoreBusyError(
-            f"the embedded store {path} is in use by {holder}; talk to that process over HTTP "
-            "(tracehouse serve) or stop it first"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
-    return fd
+        return lock_directory(path, LOCK_FILE, "embedded store")
+    except DirectoryBusy as exc:
+        raise StoreBusyError(f"{exc}; talk to that process over HTTP (tracehouse serve) or stop it first") from None
 
 
 def _release_on_close(client: Any, fd: int) -> None:

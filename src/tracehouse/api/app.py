@@ -1,0 +1,49 @@
+"""The HTTP application on the ``tracehouse serve`` HTTP port: OTLP/HTTP, health, metrics."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from tracehouse import __version__
+from tracehouse.ingest.otlp_http import router as otlp_router
+from tracehouse.ingest.receiver import Receiver
+from tracehouse.ingest.writer import Writer
+
+
+def create_app(receiver: Receiver, writer: Writer) -> FastAPI:
+    app = FastAPI(title="tracehouse", version=__version__, summary="The flight recorder for AI agents")
+    app.state.receiver = receiver
+    app.state.writer = writer
+    app.include_router(otlp_router)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    def readyz() -> Response:
+        """Ready to accept data: accepting, the spool has room, and the store takes writes."""
+        spool = receiver.spool
+        problems = []
+        if not receiver.accepting:
+            problems.append("shutting down")
+        if spool.pending_bytes >= spool.max_bytes * 0.9:
+            problems.append(f"spool nearly full ({spool.pending_bytes} of {spool.max_bytes} bytes)")
+        if not writer.healthy:
+            problems.append("the store refuses writes; data waits in the spool")
+        body = {
+            "status": "ok" if not problems else "unavailable",
+            "problems": problems,
+            "spool_pending_bytes": spool.pending_bytes,
+        }
+        return JSONResponse(body, status_code=200 if not problems else 503)
+
+    @app.get("/metrics", tags=["operations"])
+    def metrics() -> Response:
+        """Prometheus metrics of the receiver and the writer."""
+        return Response(receiver.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,54 @@
+"""The receiver's own metrics, exposed in the Prometheus text format at ``/metrics``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_SIZES = (1, 10, 100, 1_000, 5_000, 10_000, 50_000, 100_000)
+_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """One registry per server, so servers in one process do not share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter(
+            "tracehouse_items_received", "Spans and log records received", ["signal", "transport"], registry=r
+        )
+        self.accepted = Counter(
+            "tracehouse_items_accepted", "Spans and log records acknowledged (durable)", ["signal"], registry=r
+        )
+        self.rejected = Counter(
+            "tracehouse_items_rejected", "Spans and log records refused, by reason", ["signal", "reason"], registry=r
+        )
+        self.requests = Counter(
+            "tracehouse_requests", "Export requests by transport and outcome", ["transport", "outcome"], registry=r
+        )
+        self.batch_rows = Histogram(
+            "tracehouse_insert_batch_rows", "Spans per insert batch", buckets=_SIZES, registry=r
+        )
+        self.insert_seconds = Histogram(
+            "tracehouse_insert_seconds", "Time to store one batch (insert and refresh)", buckets=_SECONDS, registry=r
+        )
+        self.lag_seconds = Histogram(
+            "tracehouse_ingest_lag_seconds",
+            "From acknowledgement to visible in the store",
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.write_errors = Counter("tracehouse_store_write_errors", "Failed attempts to store a batch", registry=r)
+        self.spool_bytes = Gauge("tracehouse_spool_pending_bytes", "Bytes acknowledged but not yet stored", registry=r)
+        self.spool_records = Gauge(
+            "tracehouse_spool_pending_records", "Records acknowledged but not yet stored", registry=r
+        )
+
+    def watch_spool(self, pending_bytes: Callable[[], float], pending_records: Callable[[], float]) -> None:
+        self.spool_bytes.set_function(pending_bytes)
+        self.spool_records.set_function(pending_records)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,104 @@
+"""The transport-independent receiver: authenticate, decode, validate, make durable, answer.
+
+Both the gRPC service and the HTTP routes call :meth:`Receiver.export`. It returns only once
+the accepted items are in the spool (fsync'd), which is what makes the acknowledgement safe.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from tracehouse.ingest import otlp
+from tracehouse.ingest.metrics import Metrics
+from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Spool, SpoolFull
+from tracehouse.model import DEFAULT_TENANT
+
+DEFAULT_MAX_BYTES = 20 << 20  # a request body, after decompression
+RETRY_AFTER_SECONDS = 2
+
+
+class Unauthenticated(Exception):
+    """No API key, or one that names no tenant."""
+
+
+class Backpressure(Exception):
+    """The durable buffer is full; the client should retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int = RETRY_AFTER_SECONDS):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TooLarge(Exception):
+    """The request body is over the size limit."""
+
+
+def parse_api_keys(spec: str) -> dict[str, str]:
+    """``KEY:TENANT[,KEY:TENANT...]`` to a key -> tenant map."""
+    keys: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, tenant = item.partition(":")
+        if not sep or not key or not tenant:
+            raise ValueError(f"API key entry {item.split(':')[0][:4]}... must be KEY:TENANT")
+        keys[key] = tenant
+    return keys
+
+
+@dataclass(frozen=True)
+class Auth:
+    """API keys name tenants. With no keys the server has one tenant and asks for none."""
+
+    keys: dict[str, str]
+
+    @property
+    def required(self) -> bool:
+        return bool(self.keys)
+
+    def tenant(self, authorization: str | None = None, api_key: str | None = None) -> str:
+        if not self.keys:
+            return DEFAULT_TENANT
+        offered = api_key or ""
+        if authorization and authorization[:7].lower() == "bearer ":
+            offered = authorization[7:].strip()
+        for key, tenant in self.keys.items():
+            if offered and hmac.compare_digest(key.encode(), offered.encode()):
+                return tenant
+        raise Unauthenticated("a valid API key is required (Authorization: Bearer KEY, or x-api-key: KEY)")
+
+
+class Receiver:
+    def __init__(self, spool: Spool, auth: Auth, metrics: Metrics, *, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.spool = spool
+        self.auth = auth
+        self.metrics = metrics
+        self.max_bytes = max_bytes
+        self.accepting = True
+
+    def export(self, signal: otlp.Signal, body: bytes, content_type: str, tenant: str, transport: str) -> bytes:
+        """Decode, validate and spool one export request; return the response body.
+
+        Raises :class:`otlp.BadRequest`, :class:`TooLarge` or :class:`Backpressure`.
+        """
+        if len(body) > self.max_bytes:
+            raise TooLarge(f"the request is {len(body)} bytes, over the {self.max_bytes}-byte limit")
+        request = otlp.decode(signal, body, content_type)
+        validated = otlp.validate(signal, request)
+        total = validated.accepted + validated.rejected
+        self.metrics.received.labels(signal.name, transport).inc(total)
+        if validated.rejected:
+            self.metrics.rejected.labels(signal.name, "invalid").inc(validated.rejected)
+        if validated.accepted:
+            if not self.accepting:
+                self.metrics.rejected.labels(signal.name, "shutting_down").inc(validated.accepted)
+                raise Backpressure("the server is shutting down")
+            # A protobuf body with nothing rejected is spooled as it came; else re-encoded.
+            payload = body if content_type == otlp.PROTOBUF and not validated.rejected else request.SerializeToString()
+            kind = KIND_TRACES if signal is otlp.TRACES else KIND_LOGS
+            try:
+                self.spool.append(kind, tenant, payload)
+            except SpoolFull as exc:
+                self.metrics.rejected.labels(signal.name, "backpressure").inc(validated.accepted)
+                raise Backpressure(str(exc)) from None
+            self.metrics.accepted.labels(signal.name).inc(validated.accepted)
+        return otlp.response(signal, validated, content_type)

@@ -1,0 +1,175 @@
+"""The writer: drains the spool into ClickHouse in large batches.
+
+One thread. Each round reads up to ``batch_bytes`` of records from the committed position
+(waiting up to ``interval`` seconds for them to accumulate, so a busy server inserts about once
+per interval), normalizes them, inserts spans, events and logs with insert deduplication tokens
+derived from the records' positions, refreshes the runs and daily rollups they touch, and only
+then commits the spool past them. A failure leaves the spool as it was; the same records are
+tried again with exponential backoff, for as long as it takes: nothing acknowledged is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from tracehouse.ingest import otlp
+from tracehouse.ingest.metrics import Metrics
+from tracehouse.ingest.normalize import Retention, normalize_logs, normalize_spans
+from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Record, Spool
+from tracehouse.model import Event, LogRecord, Node
+from tracehouse.store import Store, runs_seen, schema
+
+log = logging.getLogger(__name__)
+
+
+class RetentionPolicy:
+    """The retention of a tenant's rows: its settings in the ``tenants`` table, else the
+    server's defaults. Settings are re-read at most every ``refresh`` seconds."""
+
+    def __init__(self, store: Store, default_days: int, payload_days: int | None = None, refresh: float = 30.0):
+        self.store = store
+        self.default = Retention(default_days, min(payload_days or default_days, default_days))
+        self.refresh = refresh
+        self._tenants: dict[str, Retention] = {}
+        self._loaded = -float("inf")
+
+    def for_tenant(self, tenant: str) -> Retention:
+        if time.monotonic() - self._loaded > self.refresh:
+            rows = self.store.query(
+                f"SELECT Tenant, RetentionDays, PayloadRetentionDays FROM {self.store.table(schema.TENANTS)} FINAL"
+            )
+            self._tenants = {t: Retention(days, min(payload or days, days)) for t, days, payload in rows}
+            self._loaded = time.monotonic()
+        return self._tenants.get(tenant, self.default)
+
+
+Listener = Callable[[Sequence[Node], Sequence[Event]], None]
+
+
+class Writer:
+    def __init__(
+        self,
+        store: Store,
+        spool: Spool,
+        retention: RetentionPolicy,
+        metrics: Metrics,
+        *,
+        batch_bytes: int = 32 << 20,
+        interval: float = 1.0,
+        max_backoff: float = 30.0,
+    ):
+        self.store = store
+        self.spool = spool
+        self.retention = retention
+        self.metrics = metrics
+        self.batch_bytes = batch_bytes
+        self.interval = interval
+        self.max_backoff = max_backoff
+        self.listeners: list[Listener] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tracehouse-writer", daemon=True)
+        self.healthy = True  # False while the store refuses writes
+        self._drain_deadline = float("inf")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Store what the spool holds (for at most ``timeout`` seconds), then stop."""
+        self._drain_deadline = time.monotonic() + timeout
+        self._stop.set()
+        self._thread.join(timeout + 5)
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            stopping = self._stop.is_set()
+            records = self._gather(0.0 if stopping else self.interval)
+            if not records:
+                if stopping:
+                    return
+                continue
+            try:
+                self.write(records)
+                backoff = 0.5
+                self.healthy = True
+            except Exception:  # the store is down or refused: keep the records, try again later
+                self.healthy = False
+                self.metrics.write_errors.inc()
+                log.exception("storing %d spooled records failed; retrying in %.1fs", len(records), backoff)
+                if stopping and time.monotonic() > self._drain_deadline:
+                    log.error(
+                        "stopping with %d bytes still in the spool; they are stored at next start",
+                        self.spool.pending_bytes,
+                    )
+                    return
+                if stopping:
+                    time.sleep(min(backoff, 1.0))
+                else:
+                    self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+
+    def _gather(self, interval: float) -> list[Record]:
+        """Records from the committed position: what is there after ``interval`` seconds, or
+        as soon as ``batch_bytes`` are there."""
+        deadline = time.monotonic() + interval
+        position = self.spool.committed
+        records = self.spool.read(position, self.batch_bytes, timeout=interval)
+        size = sum(r.end - r.position for r in records)
+        while size < self.batch_bytes and not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            more = self.spool.read(
+                records[-1].end if records else position, self.batch_bytes - size, timeout=min(remaining, 0.05)
+            )
+            if more:
+                records.extend(more)
+                size += sum(r.end - r.position for r in more)
+            elif records:
+                time.sleep(min(remaining, 0.05))
+        return records
+
+    # --- one batch -----------------------------------------------------------------------------
+
+    def write(self, records: list[Record]) -> None:
+        started = time.monotonic()
+        nodes: list[Node] = []
+        events: list[Event] = []
+        logs: list[LogRecord] = []
+        for record in records:
+            retention = self.retention.for_tenant(record.tenant)
+            try:
+                if record.kind == KIND_TRACES:
+                    request = otlp.decode(otlp.TRACES, record.payload, otlp.PROTOBUF)
+                    n, e = normalize_spans(request.resource_spans, tenant=record.tenant, retention=retention)
+                    nodes += n
+                    events += e
+                elif record.kind == KIND_LOGS:
+                    request = otlp.decode(otlp.LOGS, record.payload, otlp.PROTOBUF)
+                    logs += normalize_logs(request.resource_logs, tenant=record.tenant, retention=retention)
+            except Exception:  # a record that cannot be read now never will be: skip it, loudly
+                log.exception("skipping the unreadable spool record at %d", record.position)
+        token = f"spool:{records[0].position}-{records[-1].end}"
+        self.store.insert_spans(nodes, dedup_token=f"{token}:spans")
+        self.store.insert_events(events, dedup_token=f"{token}:events")
+        self.store.insert_logs(logs, dedup_token=f"{token}:logs")
+        seen = runs_seen(nodes)
+        if seen:
+            self.store.refresh_agent_daily(self.store.refresh_runs(seen))
+        self.spool.commit(records[-1].end, len(records))
+        now_ns = time.time_ns()
+        self.metrics.batch_rows.observe(len(nodes))
+        self.metrics.insert_seconds.observe(time.monotonic() - started)
+        for record in records:
+            self.metrics.lag_seconds.observe(max(0.0, (now_ns - record.appended_ns) / 1e9))
+        for listener in self.listeners:
+            try:
+                listener(nodes, events)
+            except Exception:
+                log.exception("a batch listener failed")

@@ -1,0 +1,365 @@
+"""`tracehouse serve` end to end: official OTel exporters and raw HTTP/gRPC against a real server.
+
+Each test starts its own server subprocess on free loopback ports. The store belongs to the
+server, so results are read from it after the server has stopped (which also proves that a
+clean stop stores everything acknowledged).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.client
+import json
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import urlsplit
+
+import grpc
+import pytest
+from google.protobuf import json_format
+from google.rpc import status_pb2
+from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.trace import Status, StatusCode
+from otel_helpers import Recorder
+from serve_helpers import Server, dump_store
+
+from tracehouse import pricing, semconv
+
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+JSON = {"Content-Type": "application/json"}
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def agent_run(run_id: str, *, model: str = "gpt-4o-mini", tokens: tuple[int, int] = (120, 30), fail: bool = False):
+    """A small agent run, recorded by the OTel SDK with GenAI and tracehouse attributes."""
+    rec = Recorder(service="e2e-agent")
+    common = {semconv.TRACEHOUSE_RUN_ID: run_id}
+    with rec.span(
+        "invoke_agent planner",
+        **common,
+        **{
+            semconv.GEN_AI_OPERATION_NAME: "invoke_agent",
+            semconv.GEN_AI_AGENT_NAME: "planner",
+            semconv.TRACEHOUSE_RUN_INPUT: f"question {run_id}",
+        },
+    ):
+        with rec.span(
+            f"chat {model}",
+            **common,
+            **{
+                semconv.GEN_AI_OPERATION_NAME: "chat",
+                semconv.GEN_AI_REQUEST_MODEL: model,
+                semconv.GEN_AI_USAGE_INPUT_TOKENS: tokens[0],
+                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: tokens[1],
+            },
+        ):
+            pass
+        with rec.span(
+            "execute_tool search",
+            **common,
+            **{semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "search"},
+        ) as tool:
+            if fail:
+                tool.set_status(Status(StatusCode.ERROR, "boom"))
+    return rec.exporter.get_finished_spans()
+
+
+def otlp_json(request: ExportTraceServiceRequest) -> bytes:
+    """OTLP/JSON as the specification writes it: hex ids, lowerCamelCase, 64-bit ints as strings."""
+    document = json_format.MessageToDict(request)
+
+    def hexify(node):
+        if isinstance(node, dict):
+            return {
+                k: (base64.b64decode(v).hex() if k in ("traceId", "spanId", "parentSpanId") else hexify(v))
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [hexify(v) for v in node]
+        return node
+
+    return json.dumps(hexify(document)).encode()
+
+
+def post(url: str, body: bytes, headers: dict, chunked: bool = False) -> tuple[int, dict, bytes]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn.request(
+        "POST",
+        parts.path,
+        body=iter([body[: len(body) // 2], body[len(body) // 2 :]]) if chunked else body,
+        headers=headers,
+        encode_chunked=chunked,
+    )
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+
+def _run_rows(store_dir: str) -> dict[str, dict]:
+    cols = [
+        "RunId",
+        "Tenant",
+        "Status",
+        "NodeCount",
+        "LlmCalls",
+        "InputTokens",
+        "OutputTokens",
+        "CostUsd",
+        "AgentName",
+        "InputPreview",
+    ]
+    rows = dump_store(store_dir, f"SELECT {', '.join(cols)} FROM tracehouse.runs FINAL")
+    return {row[0]: dict(zip(cols, row, strict=True)) for row in rows}
+
+
+@pytest.fixture
+def server(tmp_path):
+    servers = []
+
+    def start(*args: str) -> Server:
+        s = Server(str(tmp_path / f"data{len(servers)}"), args).start()
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop(signal.SIGKILL)
+
+
+def test_official_exporters_deliver_runs_that_read_back_right(server):
+    srv = server()
+    grpc_spans, http_spans, json_spans = (
+        agent_run("run-grpc"),
+        agent_run("run-http", tokens=(1000, 10)),
+        agent_run("run-json", model="claude-sonnet-4", fail=True),
+    )
+    grpc_exporter = GrpcExporter(endpoint=srv.grpc, insecure=True)
+    assert grpc_exporter.export(grpc_spans) is SpanExportResult.SUCCESS
+    assert grpc_exporter.export(grpc_spans) is SpanExportResult.SUCCESS  # a retry: delivered twice
+    http_exporter = HttpExporter(endpoint=f"{srv.http}/v1/traces", compression=Compression.Gzip)
+    assert http_exporter.export(http_spans) is SpanExportResult.SUCCESS
+    status, headers, body = post(f"{srv.http}/v1/traces", otlp_json(encode_spans(json_spans)), JSON)
+    assert (status, headers["content-type"], json.loads(body)) == (200, "application/json", {})
+    grpc_exporter.shutdown()
+    http_exporter.shutdown()
+
+    assert "everything acknowledged is stored" in srv.stop()
+    runs = _run_rows(srv.store_dir)
+    assert set(runs) == {"run-grpc", "run-http", "run-json"}
+    for run_id, (tokens_in, tokens_out), model in (
+        ("run-grpc", (120, 30), "gpt-4o-mini"),
+        ("run-http", (1000, 10), "gpt-4o-mini"),
+        ("run-json", (120, 30), "claude-sonnet-4"),
+    ):
+        run = runs[run_id]
+        assert (run["NodeCount"], run["LlmCalls"], run["InputTokens"], run["OutputTokens"]) == (
+            2,
+            1,
+            tokens_in,
+            tokens_out,
+        )
+        assert run["CostUsd"] == pytest.approx(pricing.cost_usd(model, tokens_in, tokens_out))
+        assert (run["AgentName"], run["InputPreview"], run["Tenant"]) == ("planner", f"question {run_id}", "default")
+    assert runs["run-grpc"]["Status"] == "completed" and runs["run-json"]["Status"] == "completed"
+    spans = dump_store(
+        srv.store_dir,
+        "SELECT RunId, count(), uniqExact(SpanId) FROM tracehouse.otel_traces FINAL GROUP BY RunId ORDER BY RunId",
+    )
+    assert spans == [["run-grpc", 3, 3], ["run-http", 3, 3], ["run-json", 3, 3]]  # the retry counted once
+    failed = dump_store(
+        srv.store_dir,
+        "SELECT SpanName, Status, StatusMessage FROM tracehouse.otel_traces FINAL "
+        "WHERE RunId = 'run-json' AND Status = 'failed'",
+    )
+    assert failed == [["execute_tool search", "failed", "boom"]]
+
+
+def test_http_follows_the_otlp_rules(server):
+    srv = server("--max-request-mb", "1")
+    url = f"{srv.http}/v1/traces"
+    request = encode_spans(agent_run("run-rules"))
+    # Empty requests succeed, in the request's own content type.
+    assert post(url, b"", PROTOBUF)[0::2] == (200, b"")
+    assert post(url, b"{}", JSON)[0::2] == (200, b"{}")
+    # Malformed bodies: 400 with a google.rpc.Status body, protobuf or JSON as the request was.
+    status, headers, body = post(url, b"\xff\xfenot protobuf", PROTOBUF)
+    assert status == 400 and headers["content-type"] == "application/x-protobuf"
+    assert status_pb2.Status.FromString(body).code == 3
+    status, _, body = post(url, b'{"resourceSpans": 7}', JSON)
+    assert status == 400 and json.loads(body)["code"] == 3
+    assert post(url, b"x", {"Content-Type": "text/plain"})[0] == 415
+    # gzip works; a broken gzip body is a 400; chunked bodies (as JavaScript exporters send) work.
+    gz = {**PROTOBUF, "Content-Encoding": "gzip"}
+    assert post(url, gzip.compress(request.SerializeToString()), gz)[0] == 200
+    assert post(url, b"\x1f\x8b\x08not-gzip", gz)[0] == 400
+    assert post(url, request.SerializeToString(), PROTOBUF, chunked=True)[0] == 200
+    # Over the size limit, plain or once decompressed: 413.
+    huge = b"\x00" * (2 << 20)
+    status, _, body = post(url, huge, PROTOBUF)
+    assert status == 413 and status_pb2.Status.FromString(body).code == 8
+    assert post(url, gzip.compress(huge), gz)[0] == 413
+    # Partial success: the span with a bad id is rejected and said so, the others are stored.
+    bad = ExportTraceServiceRequest()
+    bad.CopyFrom(encode_spans(agent_run("run-partial")))
+    bad.resource_spans[0].scope_spans[0].spans[0].span_id = b"\x01" * 7
+    status, _, body = post(url, bad.SerializeToString(), PROTOBUF)
+    partial = ExportTraceServiceResponse.FromString(body).partial_success
+    assert status == 200 and partial.rejected_spans == 1 and "span id must be 8 bytes" in partial.error_message
+    status, _, body = post(url, otlp_json(bad), JSON)
+    assert json.loads(body)["partialSuccess"]["rejectedSpans"] == "1"
+    srv.stop()
+    stored = dump_store(
+        srv.store_dir, "SELECT RunId, count() FROM tracehouse.otel_traces FINAL GROUP BY RunId ORDER BY 1"
+    )
+    assert stored == [["run-partial", 2], ["run-rules", 3]]
+
+
+def test_grpc_follows_the_otlp_rules(server):
+    srv = server("--max-request-mb", "1")
+    channel = grpc.insecure_channel(srv.grpc)
+    export = channel.unary_unary(EXPORT)  # raw bytes, to send what a real exporter never would
+    assert export(b"", timeout=10) == b""
+    with pytest.raises(grpc.RpcError) as info:
+        export(b"\xff\xfenot protobuf", timeout=10)
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as info:
+        export(b"\x00" * (2 << 20), timeout=10)
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    bad = encode_spans(agent_run("run-grpc-partial"))
+    bad.resource_spans[0].scope_spans[0].spans[1].trace_id = b"\x00" * 16
+    reply = ExportTraceServiceResponse.FromString(export(bad.SerializeToString(), timeout=10))
+    assert reply.partial_success.rejected_spans == 1 and "trace id" in reply.partial_success.error_message
+    channel.close()
+
+
+def test_api_keys_name_tenants_and_wrong_keys_store_nothing(server):
+    srv = server("--api-keys", "key-acme:acme,key-globex:globex")
+    url = f"{srv.http}/v1/traces"
+    body = encode_spans(agent_run("run-nokey")).SerializeToString()
+    assert post(url, body, PROTOBUF)[0] == 401
+    assert post(url, body, {**PROTOBUF, "Authorization": "Bearer wrong"})[0] == 401
+    assert (
+        post(
+            url,
+            encode_spans(agent_run("run-acme")).SerializeToString(),
+            {**PROTOBUF, "Authorization": "Bearer key-acme"},
+        )[0]
+        == 200
+    )
+    assert (
+        post(url, encode_spans(agent_run("run-globex")).SerializeToString(), {**PROTOBUF, "x-api-key": "key-globex"})[0]
+        == 200
+    )
+    channel = grpc.insecure_channel(srv.grpc)
+    export = channel.unary_unary(EXPORT)
+    with pytest.raises(grpc.RpcError) as info:
+        export(body, metadata=(("authorization", "Bearer nope"),), timeout=10)
+    assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    exporter = GrpcExporter(endpoint=srv.grpc, insecure=True, headers={"authorization": "Bearer key-globex"})
+    assert exporter.export(agent_run("run-globex-grpc")) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    channel.close()
+    srv.stop()
+    runs = {run_id: row["Tenant"] for run_id, row in _run_rows(srv.store_dir).items()}
+    assert runs == {"run-acme": "acme", "run-globex": "globex", "run-globex-grpc": "globex"}
+
+
+def test_a_full_spool_asks_clients_to_retry_later(server):
+    srv = server("--spool-max-mb", "1")
+    big = ExportTraceServiceRequest()
+    for i in range(7):  # about 700 KB: one fits in the 1 MiB spool, two do not
+        big.MergeFrom(encode_spans(agent_run(f"run-big-{i}")))
+    for rs in big.resource_spans:
+        for span in rs.scope_spans[0].spans:
+            span.attributes.add(key="padding").value.string_value = "x" * 33_000
+    body = big.SerializeToString()
+    assert 600_000 < len(body) < 1_000_000
+    assert post(f"{srv.http}/v1/traces", body, PROTOBUF)[0] == 200
+    status, headers, reply = post(f"{srv.http}/v1/traces", body, PROTOBUF)
+    assert status == 503 and int(headers["retry-after"]) >= 1
+    assert status_pb2.Status.FromString(reply).code == 14
+    channel = grpc.insecure_channel(srv.grpc)
+    with pytest.raises(grpc.RpcError) as info:
+        channel.unary_unary(EXPORT)(body, timeout=10)
+    assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+    retry = RetryInfo.FromString(dict(info.value.trailing_metadata())["google.rpc.retryinfo-bin"])
+    assert retry.retry_delay.seconds >= 1
+    channel.close()
+    # Once the writer has stored the first request, there is room again.
+    deadline = time.monotonic() + 30
+    while post(f"{srv.http}/v1/traces", body, PROTOBUF)[0] != 200:
+        assert time.monotonic() < deadline, "the spool never drained"
+        time.sleep(0.5)
+
+
+def test_health_readiness_and_metrics(server):
+    srv = server()
+    assert json.loads(urllib.request.urlopen(f"{srv.http}/healthz").read()) == {"status": "ok"}
+    assert json.loads(urllib.request.urlopen(f"{srv.http}/readyz").read())["status"] == "ok"
+    post(f"{srv.http}/v1/traces", encode_spans(agent_run("run-m")).SerializeToString(), PROTOBUF)
+    post(f"{srv.http}/v1/traces", b"junk", PROTOBUF)
+    deadline = time.monotonic() + 20
+    while True:
+        text = urllib.request.urlopen(f"{srv.http}/metrics").read().decode()
+        if "tracehouse_insert_batch_rows_count 1.0" in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert 'tracehouse_items_accepted_total{signal="traces"} 3.0' in text
+    assert 'tracehouse_requests_total{outcome="malformed",transport="http"} 1.0' in text
+    assert "tracehouse_insert_batch_rows_count 1.0" in text
+    assert "tracehouse_ingest_lag_seconds_count 1.0" in text
+    assert "tracehouse_spool_pending_bytes 0.0" in text
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(f"{srv.http}/v1/nothing-here")
+    assert info.value.code == 404
+
+
+def test_every_acknowledged_span_survives_sigkill_exactly_once(server, tmp_path):
+    srv = server()
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def client(target: Server) -> None:
+        i = 0
+        while not stop.is_set():
+            spans = agent_run(f"run-kill-{i}")
+            try:
+                status, _, _ = post(f"{target.http}/v1/traces", encode_spans(spans).SerializeToString(), PROTOBUF)
+            except OSError:
+                return  # the server is gone
+            if status == 200:
+                acked.extend(s.context.span_id.to_bytes(8, "big").hex() for s in spans)
+            i += 1
+
+    thread = threading.Thread(target=client, args=(srv,))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while len(acked) < 300 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    srv.stop(signal.SIGKILL)  # mid-stream, no warning
+    stop.set()
+    thread.join()
+    assert len(acked) >= 300
+
+    again = Server(srv.store_dir).start()  # replays the spool into the store
+    assert "stopped" in again.stop()
+    stored = dump_store(srv.store_dir, "SELECT SpanId, count() FROM tracehouse.otel_traces FINAL GROUP BY SpanId")
+    counts = dict(map(tuple, stored))
+    missing = [span for span in acked if span not in counts]
+    assert not missing, f"{len(missing)} acknowledged spans lost"
+    assert set(counts.values()) == {1}

@@ -363,3 +363,45 @@ def test_every_acknowledged_span_survives_sigkill_exactly_once(server, tmp_path)
     missing = [span for span in acked if span not in counts]
     assert not missing, f"{len(missing)} acknowledged spans lost"
     assert set(counts.values()) == {1}
+
+
+@pytest.mark.filterwarnings("ignore:.*LoggingHandler.*:DeprecationWarning")
+def test_logs_arrive_correlated_with_their_span_and_run(server):
+    import logging
+
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+    srv = server()
+    rec = Recorder(service="log-agent")
+    providers = []
+    for exporter in (
+        HttpLogExporter(endpoint=f"{srv.http}/v1/logs"),
+        GrpcLogExporter(endpoint=srv.grpc, insecure=True),
+    ):
+        provider = LoggerProvider(resource=rec.provider.resource)
+        provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+        providers.append(provider)
+    logger = logging.getLogger("tests.agent")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    with rec.span("invoke_agent logger", **{semconv.TRACEHOUSE_RUN_ID: "run-logs"}) as span:
+        for transport, provider in zip(("http", "grpc"), providers, strict=True):
+            handler = LoggingHandler(logger_provider=provider)
+            logger.addHandler(handler)
+            logger.warning("tool retry %s", transport, extra={semconv.TRACEHOUSE_RUN_ID: "run-logs"})
+            logger.removeHandler(handler)
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    for provider in providers:
+        provider.shutdown()
+    srv.stop()
+    logs = dump_store(
+        srv.store_dir,
+        "SELECT Body, SeverityText, TraceId, RunId, ServiceName, Tenant FROM tracehouse.otel_logs FINAL ORDER BY Body",
+    )
+    assert logs == [
+        ["tool retry grpc", "WARN", trace_id, "run-logs", "log-agent", "default"],
+        ["tool retry http", "WARN", trace_id, "run-logs", "log-agent", "default"],
+    ]

@@ -103,6 +103,8 @@ def _first(attrs: dict[str, str], *keys: str) -> str:
 
 
 def _json(raw: str) -> Any:
+    if not raw or raw[0] not in "[{":  # most attributes are not JSON: no exception for them
+        return None
     try:
         return json.loads(raw)
     except (TypeError, ValueError):

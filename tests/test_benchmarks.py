@@ -1,0 +1,31 @@
+"""The benchmark scripts, run short: they must keep working. Their full runs are the figures
+in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(script: str, *args: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout[result.stdout.index("{") :])
+
+
+def test_store_write_benchmark_runs():
+    report = _run("store_write.py", "--runs", "40", "--batch", "20", "--queries", "5")
+    assert report["runs"] == 40 and report["spans"] > 300
+    assert report["write_spans_per_s"] > 0 and report["history_page_ms_p95"] > 0
+
+
+def test_ingest_benchmark_runs():
+    report = _run("ingest.py", "--transport", "http", "--clients", "1", "--seconds", "2")
+    assert report["spans_acknowledged"] >= 1000 and report["refused_requests"] == 0
+    assert report["stored_spans_per_s"] > 0 and report["server_peak_rss_mib"] > 0

@@ -1,0 +1,92 @@
+"""The writer against a store that fails: nothing acknowledged is dropped, nothing counts twice."""
+
+from __future__ import annotations
+
+import time
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from otel_helpers import Recorder
+
+from tracehouse import semconv
+from tracehouse.ingest.metrics import Metrics
+from tracehouse.ingest.spool import KIND_TRACES, Spool
+from tracehouse.ingest.writer import RetentionPolicy, Writer
+from tracehouse.store import schema
+
+
+def _request(run_id: str) -> bytes:
+    rec = Recorder()
+    with rec.span(
+        "invoke_agent a", **{semconv.TRACEHOUSE_RUN_ID: run_id, semconv.GEN_AI_OPERATION_NAME: "invoke_agent"}
+    ):
+        with rec.span(
+            "chat m",
+            **{
+                semconv.TRACEHOUSE_RUN_ID: run_id,
+                semconv.GEN_AI_OPERATION_NAME: "chat",
+                semconv.GEN_AI_INPUT_MESSAGES: '[{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]',
+            },
+        ):
+            pass
+    return encode_spans(rec.exporter.get_finished_spans()).SerializeToString()
+
+
+def _wait(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_records_wait_out_a_failing_store_and_are_stored_once(store, tmp_path):
+    spool = Spool(str(tmp_path / "spool"))
+    metrics = Metrics()
+    writer = Writer(store, spool, RetentionPolicy(store, 30), metrics, interval=0.05, max_backoff=0.2)
+    for run in ("run-1", "run-2"):
+        spool.append(KIND_TRACES, "default", _request(run))
+    # The events table goes away: each attempt inserts the spans, then fails on the events.
+    store.client.command(f"DETACH TABLE {store.table(schema.EVENTS)}")
+    writer.start()
+    try:
+        _wait(lambda: metrics.write_errors._value.get() >= 3)
+        assert not writer.healthy and spool.pending_records == 2  # kept, not dropped
+        store.client.command(f"ATTACH TABLE {store.table(schema.EVENTS)}")
+        _wait(lambda: spool.pending_records == 0)
+        assert writer.healthy
+    finally:
+        writer.stop(timeout=5)
+        spool.close()
+    spans = store.query(f"SELECT count() FROM {store.table(schema.SPANS)}")[0][0]  # physical rows, no FINAL
+    assert spans == 4  # the retried span inserts were dropped by their deduplication token
+    runs = store.query(f"SELECT RunId, NodeCount, LlmCalls FROM {store.table(schema.RUNS)} FINAL ORDER BY RunId")
+    assert runs == [("run-1", 1, 1), ("run-2", 1, 1)]
+    events = store.query(f"SELECT count() FROM {store.table(schema.EVENTS)} FINAL")[0][0]
+    assert events == 2  # one user message per LLM call
+
+
+def test_a_stopping_writer_stores_what_the_spool_holds(store, tmp_path):
+    spool = Spool(str(tmp_path / "spool"))
+    writer = Writer(store, spool, RetentionPolicy(store, 30), Metrics(), interval=30)  # would wait 30 s
+    writer.start()
+    spool.append(KIND_TRACES, "default", _request("run-late"))
+    started = time.monotonic()
+    writer.stop(timeout=10)
+    assert time.monotonic() - started < 10 and spool.pending_records == 0
+    spool.close()
+    assert store.query(f"SELECT RunId FROM {store.table(schema.RUNS)} FINAL") == [("run-late",)]
+
+
+def test_tenant_retention_settings_apply_to_new_rows(store, tmp_path):
+    store.client.insert(
+        store.table(schema.TENANTS), [["acme", 7, 3]], column_names=["Tenant", "RetentionDays", "PayloadRetentionDays"]
+    )
+    spool = Spool(str(tmp_path / "spool"))
+    writer = Writer(store, spool, RetentionPolicy(store, 30), Metrics(), interval=0.05)
+    spool.append(KIND_TRACES, "acme", _request("run-acme"))
+    spool.append(KIND_TRACES, "other", _request("run-other"))
+    writer.start()
+    _wait(lambda: spool.pending_records == 0)
+    writer.stop()
+    spool.close()
+    rows = store.query(f"SELECT DISTINCT Tenant, TtlDays, PayloadTtlDays FROM {store.table(schema.SPANS)} ORDER BY 1")
+    assert rows == [("acme", 7, 3), ("other", 30, 30)]

@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from tracehouse.ingest import otlp
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.normalize import Retention, normalize_logs, normalize_spans
 from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Record, Spool
 from tracehouse.model import Event, LogRecord, Node
-from tracehouse.store import Store, runs_seen, schema
+from tracehouse.store import Store, schema
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,37 @@ class RetentionPolicy:
 
 
 Listener = Callable[[Sequence[Node], Sequence[Event]], None]
+
+
+def store_payloads(
+    store: Store,
+    payloads: Iterable[tuple[int, str, bytes]],
+    retention: Callable[[str], Retention],
+    *,
+    dedup_token: str | None = None,
+) -> tuple[list[Node], list[Event]]:
+    """Decode, normalize and store OTLP export requests: ``(kind, tenant, protobuf bytes)``.
+
+    The one path from OTLP bytes to the store: the writer uses it for spooled requests, and the
+    instrumentation's in-process mode for the spans it exports. Returns what was stored.
+    """
+    nodes: list[Node] = []
+    events: list[Event] = []
+    logs: list[LogRecord] = []
+    for kind, tenant, payload in payloads:
+        try:
+            if kind == KIND_TRACES:
+                request = otlp.decode(otlp.TRACES, payload, otlp.PROTOBUF)
+                n, e = normalize_spans(request.resource_spans, tenant=tenant, retention=retention(tenant))
+                nodes += n
+                events += e
+            elif kind == KIND_LOGS:
+                request = otlp.decode(otlp.LOGS, payload, otlp.PROTOBUF)
+                logs += normalize_logs(request.resource_logs, tenant=tenant, retention=retention(tenant))
+        except Exception:  # a payload that cannot be read now never will be: skip it, loudly
+            log.exception("skipping an unreadable OTLP payload of tenant %r", tenant)
+    store.write(nodes, events, logs, dedup_token=dedup_token)
+    return nodes, events
 
 
 class Writer:
@@ -139,29 +170,12 @@ class Writer:
 
     def write(self, records: list[Record]) -> None:
         started = time.monotonic()
-        nodes: list[Node] = []
-        events: list[Event] = []
-        logs: list[LogRecord] = []
-        for record in records:
-            retention = self.retention.for_tenant(record.tenant)
-            try:
-                if record.kind == KIND_TRACES:
-                    request = otlp.decode(otlp.TRACES, record.payload, otlp.PROTOBUF)
-                    n, e = normalize_spans(request.resource_spans, tenant=record.tenant, retention=retention)
-                    nodes += n
-                    events += e
-                elif record.kind == KIND_LOGS:
-                    request = otlp.decode(otlp.LOGS, record.payload, otlp.PROTOBUF)
-                    logs += normalize_logs(request.resource_logs, tenant=record.tenant, retention=retention)
-            except Exception:  # a record that cannot be read now never will be: skip it, loudly
-                log.exception("skipping the unreadable spool record at %d", record.position)
-        token = f"spool:{records[0].position}-{records[-1].end}"
-        self.store.insert_spans(nodes, dedup_token=f"{token}:spans")
-        self.store.insert_events(events, dedup_token=f"{token}:events")
-        self.store.insert_logs(logs, dedup_token=f"{token}:logs")
-        seen = runs_seen(nodes)
-        if seen:
-            self.store.refresh_agent_daily(self.store.refresh_runs(seen))
+        nodes, events = store_payloads(
+            self.store,
+            ((r.kind, r.tenant, r.payload) for r in records),
+            self.retention.for_tenant,
+            dedup_token=f"spool:{records[0].position}-{records[-1].end}",
+        )
         self.spool.commit(records[-1].end, len(records))
         now_ns = time.time_ns()
         self.metrics.batch_rows.observe(len(nodes))

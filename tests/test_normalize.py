@@ -339,7 +339,7 @@ def test_tracehouse_runs_with_a_sub_agent_run_and_retention():
                 },
             ):
                 pass
-    nodes, events = _normalize(rec, retention=Retention(ttl_days=30, payload_ttl_days=3))
+    nodes, events = _normalize(rec, retention_for=lambda tenant: Retention(ttl_days=30, payload_ttl_days=3))
     boss, helper, step = nodes["invoke_agent boss"], nodes["invoke_agent helper"], nodes["step"]
     assert (boss.run_id, boss.run_root, boss.parent_run_id, boss.input) == ("run-A", True, "", "go")
     assert (helper.run_id, helper.run_root, helper.parent_run_id, helper.agent_name) == (
@@ -362,6 +362,20 @@ def test_tenant_and_default_retention_come_from_the_caller():
         pass
     with rec.span("y"):
         pass
-    nodes, _ = _normalize(rec, tenant="acme", retention=Retention(ttl_days=14, payload_ttl_days=30))
+    nodes, _ = _normalize(rec, tenant="acme", retention_for=lambda tenant: Retention(ttl_days=14, payload_ttl_days=30))
     assert nodes["x"].tenant == "acme" and nodes["x"].ttl_days == 3650  # clamped
     assert (nodes["y"].ttl_days, nodes["y"].payload_ttl_days) == (14, 14)  # payload never outlives the row
+
+
+def test_a_span_names_its_tenant_only_when_the_transport_assigned_none():
+    rec = Recorder()
+    with rec.span("named", **{semconv.TRACEHOUSE_TENANT: "globex"}):
+        pass
+    with rec.span("unnamed"):
+        pass
+    retention = {"globex": Retention(5, 5)}
+    nodes, _ = _normalize(rec, retention_for=lambda t: retention.get(t, Retention()))
+    assert (nodes["named"].tenant, nodes["named"].ttl_days) == ("globex", 5)
+    assert (nodes["unnamed"].tenant, nodes["unnamed"].ttl_days) == ("default", 30)
+    nodes, _ = _normalize(rec, tenant="acme")  # an API key's tenant wins over the span's claim
+    assert {n.tenant for n in nodes.values()} == {"acme"}

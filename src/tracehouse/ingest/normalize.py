@@ -281,12 +281,17 @@ def _status(span: Span, attrs: dict[str, str]) -> Status:
 def normalize_spans(
     resource_spans: Iterable[Any],
     *,
-    tenant: str = DEFAULT_TENANT,
-    retention: Retention | None = None,
+    tenant: str = "",
+    retention_for: Callable[[str], Retention] | None = None,
     price: Pricer = pricing.cost_usd,
 ) -> tuple[list[Node], list[Event]]:
-    """Every span of an ExportTraceServiceRequest's resource_spans, normalized."""
-    retention = retention or Retention()
+    """Every span of an ExportTraceServiceRequest's resource_spans, normalized.
+
+    ``tenant`` is the tenant the transport assigned (an API key's); empty when the server has
+    no keys, and then a span may name its own (``tracehouse.tenant``), else the default one.
+    ``retention_for`` gives a tenant's retention settings.
+    """
+    retention_for = retention_for or _default_retention
     nodes: list[Node] = []
     events: list[Event] = []
     for rs in resource_spans:
@@ -294,7 +299,13 @@ def normalize_spans(
         for ss in rs.scope_spans:
             for span in ss.spans:
                 node, span_events = normalize_span(
-                    span, resource, ss.scope.name, ss.scope.version, tenant=tenant, retention=retention, price=price
+                    span,
+                    resource,
+                    ss.scope.name,
+                    ss.scope.version,
+                    tenant=tenant,
+                    retention_for=retention_for,
+                    price=price,
                 )
                 nodes.append(node)
                 events.extend(span_events)
@@ -307,6 +318,10 @@ class Retention:
 
     ttl_days: int = DEFAULT_TTL_DAYS
     payload_ttl_days: int = DEFAULT_TTL_DAYS
+
+
+def _default_retention(tenant: str) -> Retention:
+    return Retention()
 
 
 def _ttl(raw: str, default: int) -> int:
@@ -326,8 +341,8 @@ def normalize_span(
     scope_name: str,
     scope_version: str,
     *,
-    tenant: str = DEFAULT_TENANT,
-    retention: Retention = Retention(),
+    tenant: str = "",
+    retention_for: Callable[[str], Retention] | None = None,
     price: Pricer = pricing.cost_usd,
 ) -> tuple[Node, list[Event]]:
     """One span to its node and its replay events. Ids must already be valid."""
@@ -335,6 +350,8 @@ def normalize_span(
     summary = {k: v for k, v in raw.items() if not semconv.is_payload_attribute(k)}
     payload = {k: v for k, v in raw.items() if semconv.is_payload_attribute(k)}
     both = {**resource, **raw}  # span attributes win over resource attributes
+    tenant = tenant or both.get(semconv.TRACEHOUSE_TENANT) or DEFAULT_TENANT
+    retention = (retention_for or _default_retention)(tenant)
 
     trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
     parent = span.parent_span_id.hex()
@@ -630,14 +647,17 @@ def _message_events(event: Callable[..., Event], message: Any, when) -> Iterator
 
 
 def normalize_logs(
-    resource_logs: Iterable[Any], *, tenant: str = DEFAULT_TENANT, retention: Retention | None = None
+    resource_logs: Iterable[Any],
+    *,
+    tenant: str = "",
+    retention_for: Callable[[str], Retention] | None = None,
 ) -> list[LogRecord]:
     """Every log record of an ExportLogsServiceRequest's resource_logs, as canonical rows.
 
     A record belongs to the run named by its ``tracehouse.run.id`` attribute, else to the run of
     its trace (the span rule), else to none.
     """
-    retention = retention or Retention()
+    retention_for = retention_for or _default_retention
     records: list[LogRecord] = []
     for rl in resource_logs:
         resource = attributes(rl.resource.attributes)
@@ -645,10 +665,12 @@ def normalize_logs(
             for log in sl.log_records:
                 attrs = attributes(log.attributes)
                 both = {**resource, **attrs}
+                record_tenant = tenant or both.get(semconv.TRACEHOUSE_TENANT) or DEFAULT_TENANT
+                retention = retention_for(record_tenant)
                 trace_id = log.trace_id.hex()
                 records.append(
                     LogRecord.model_construct(
-                        tenant=tenant,
+                        tenant=record_tenant,
                         timestamp=from_ns(log.time_unix_nano or log.observed_time_unix_nano),
                         trace_id=trace_id,
                         span_id=log.span_id.hex(),

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from tracehouse.ingest import otlp
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Spool, SpoolFull
-from tracehouse.model import DEFAULT_TENANT
 
 DEFAULT_MAX_BYTES = 20 << 20  # a request body, after decompression
 RETRY_AFTER_SECONDS = 2
@@ -47,7 +46,7 @@ def parse_api_keys(spec: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Auth:
-    """API keys name tenants. With no keys the server has one tenant and asks for none."""
+    """API keys name tenants. With no keys the server asks for none."""
 
     keys: dict[str, str]
 
@@ -56,8 +55,10 @@ class Auth:
         return bool(self.keys)
 
     def tenant(self, authorization: str | None = None, api_key: str | None = None) -> str:
+        """The tenant of the offered key; "" when no keys are configured (the data may then name
+        its tenant, else it goes to the default one)."""
         if not self.keys:
-            return DEFAULT_TENANT
+            return ""
         offered = api_key or ""
         if authorization and authorization[:7].lower() == "bearer ":
             offered = authorization[7:].strip()

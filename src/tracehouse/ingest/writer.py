@@ -56,7 +56,8 @@ def store_payloads(
     *,
     dedup_token: str | None = None,
 ) -> tuple[list[Node], list[Event]]:
-    """Decode, normalize and store OTLP export requests: ``(kind, tenant, protobuf bytes)``.
+    """Decode, normalize and store OTLP export requests: ``(kind, tenant, protobuf bytes)``,
+    where an empty tenant lets each span name its own (a server without API keys).
 
     The one path from OTLP bytes to the store: the writer uses it for spooled requests, and the
     instrumentation's in-process mode for the spans it exports. Returns what was stored.
@@ -68,12 +69,12 @@ def store_payloads(
         try:
             if kind == KIND_TRACES:
                 request = otlp.decode(otlp.TRACES, payload, otlp.PROTOBUF)
-                n, e = normalize_spans(request.resource_spans, tenant=tenant, retention=retention(tenant))
+                n, e = normalize_spans(request.resource_spans, tenant=tenant, retention_for=retention)
                 nodes += n
                 events += e
             elif kind == KIND_LOGS:
                 request = otlp.decode(otlp.LOGS, payload, otlp.PROTOBUF)
-                logs += normalize_logs(request.resource_logs, tenant=tenant, retention=retention(tenant))
+                logs += normalize_logs(request.resource_logs, tenant=tenant, retention_for=retention)
         except Exception:  # a payload that cannot be read now never will be: skip it, loudly
             log.exception("skipping an unreadable OTLP payload of tenant %r", tenant)
     store.write(nodes, events, logs, dedup_token=dedup_token)

@@ -1,0 +1,39 @@
+"""The emitting side: record agent runs, nodes, LLM calls and tools as OTel GenAI spans."""
+
+from tracehouse.instrument.api import (
+    LLMCallHandle,
+    RunHandle,
+    SpanHandle,
+    ToolHandle,
+    checkpoint,
+    current_run,
+    event,
+    llm_call,
+    new_run_id,
+    node,
+    run,
+    tool,
+)
+from tracehouse.instrument.capture import Capture, Redactor
+from tracehouse.instrument.setup import Configuration, StoreLogExporter, StoreSpanExporter, configure
+
+__all__ = [
+    "Capture",
+    "Configuration",
+    "LLMCallHandle",
+    "Redactor",
+    "RunHandle",
+    "SpanHandle",
+    "StoreLogExporter",
+    "StoreSpanExporter",
+    "ToolHandle",
+    "checkpoint",
+    "configure",
+    "current_run",
+    "event",
+    "llm_call",
+    "new_run_id",
+    "node",
+    "run",
+    "tool",
+]

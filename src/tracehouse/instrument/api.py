@@ -1,0 +1,623 @@
+"""The instrumentation API: runs, nodes, LLM calls, tools, events and checkpoints.
+
+Each of :func:`run`, :func:`node`, :func:`llm_call` and :func:`tool` returns a scope that works
+as a context manager (``with`` / ``async with``) and as a decorator (of functions, coroutines,
+generators and async generators). A scope opens one OpenTelemetry span named and attributed by
+the GenAI conventions, makes it current (so anything started inside, including other
+instrumentors' spans, is its child), and ends it with the outcome: an exception leaves ERROR
+status, ``error.type`` and the recorded exception, and is re-raised untouched; cancellation
+(``asyncio.CancelledError``, ``KeyboardInterrupt``) shows as ``tracehouse.status=cancelled``.
+
+The current run travels in the OpenTelemetry context, so it follows ``await``, asyncio tasks
+and ``contextvars.copy_context()``; :class:`RunStamper` stamps its id on every span started
+inside it. Spans of a generator are current only while the generator runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from tracehouse import __version__, pricing, semconv
+from tracehouse.instrument import settings
+from tracehouse.model import NodeType
+from tracehouse.model import Status as RunStatus
+
+_RUN = otel_context.create_key("tracehouse_current_run")  # a context key, not an attribute
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    agent_name: str
+    parent_run_id: str = ""
+    ttl_days: int | None = None
+    tenant: str | None = None
+
+
+def current_run() -> RunInfo | None:
+    """The run the caller is inside, if any."""
+    return otel_context.get_value(_RUN)
+
+
+def new_run_id() -> str:
+    """A UUIDv7: time-ordered, so runs sort by start in the store."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
+
+
+class RunStamper(SpanProcessor):
+    """Stamps the current run's id (and retention) on every span started inside a run."""
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        info = otel_context.get_value(_RUN, parent_context)
+        if info is None or semconv.TRACEHOUSE_RUN_ID in (span.attributes or {}):
+            return
+        span.set_attribute(semconv.TRACEHOUSE_RUN_ID, info.run_id)
+        if info.ttl_days is not None:
+            span.set_attribute(semconv.TRACEHOUSE_TTL_DAYS, info.ttl_days)
+        if info.tenant:
+            span.set_attribute(semconv.TRACEHOUSE_TENANT, info.tenant)
+
+    def on_end(self, span: Any) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _tracer() -> trace.Tracer:
+    return trace.get_tracer("tracehouse", __version__)
+
+
+def _finish(span: Span, error: BaseException | None) -> None:
+    if isinstance(error, asyncio.CancelledError | KeyboardInterrupt):
+        span.set_attribute(semconv.TRACEHOUSE_STATUS, RunStatus.CANCELLED.value)
+        span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)
+    elif error is not None:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, str(error) or type(error).__name__))
+        span.set_attribute(semconv.ERROR_TYPE, type(error).__qualname__)
+    span.end()
+
+
+# --- handles: what the body of a scope can record --------------------------------------------------
+
+
+class SpanHandle:
+    """The open span of a scope."""
+
+    output_attribute = semconv.TRACEHOUSE_NODE_OUTPUT
+
+    def __init__(self, span: Span):
+        self.span = span
+
+    def set_output(self, value: Any) -> None:
+        settings.capture().set(self.span, self.output_attribute, value)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.span.set_attribute(key, value)
+
+    def event(self, name: str, **data: Any) -> None:
+        _event(self.span, name, data)
+
+
+class RunHandle(SpanHandle):
+    output_attribute = semconv.TRACEHOUSE_RUN_OUTPUT
+
+    def __init__(self, span: Span, info: RunInfo):
+        super().__init__(span)
+        self.info = info
+
+    @property
+    def run_id(self) -> str:
+        return self.info.run_id
+
+
+class ToolHandle(SpanHandle):
+    output_attribute = semconv.GEN_AI_TOOL_CALL_RESULT
+
+    def set_result(self, value: Any) -> None:
+        self.set_output(value)
+
+
+class LLMCallHandle(SpanHandle):
+    output_attribute = semconv.GEN_AI_OUTPUT_MESSAGES
+
+    def __init__(self, span: Span, model: str):
+        super().__init__(span)
+        self.model = model
+
+    def record_response(
+        self,
+        output: str | list | None = None,
+        *,
+        finish_reasons: list[str] | None = None,
+        response_id: str | None = None,
+        response_model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cache_read_tokens: int | None = None,
+        cache_creation_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+        cost_usd: float | None = None,
+    ) -> None:
+        """The model's answer, its usage, and its cost (from the price table unless given)."""
+        span = self.span
+        if output is not None:
+            finish = finish_reasons[0] if finish_reasons else None
+            self.set_output(output_messages(output, finish))
+        if finish_reasons:
+            span.set_attribute(semconv.GEN_AI_RESPONSE_FINISH_REASONS, list(finish_reasons))
+        if response_id:
+            span.set_attribute(semconv.GEN_AI_RESPONSE_ID, response_id)
+        if response_model:
+            span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, response_model)
+        usage = {
+            semconv.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+            semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: cache_read_tokens,
+            semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: cache_creation_tokens,
+            semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: reasoning_tokens,
+        }
+        for key, value in usage.items():
+            if value is not None:
+                span.set_attribute(key, int(value))
+        if cost_usd is None and (input_tokens or output_tokens):
+            cost_usd = pricing.cost_usd(
+                response_model or self.model,
+                input_tokens or 0,
+                output_tokens or 0,
+                cache_read_tokens or 0,
+                cache_creation_tokens or 0,
+            )
+        if cost_usd is not None:
+            span.set_attribute(semconv.TRACEHOUSE_COST_USD, float(cost_usd))
+
+
+# --- messages in the GenAI shape -----------------------------------------------------------------
+
+
+def _parts(message: Mapping[str, Any]) -> list[dict]:
+    if "parts" in message:
+        return list(message["parts"])
+    parts: list[dict] = []
+    content = message.get("content")
+    if message.get("role") == "tool" and message.get("tool_call_id"):
+        return [{"type": "tool_call_response", "id": message["tool_call_id"], "response": content}]
+    if isinstance(content, str) and content:
+        parts.append({"type": "text", "content": content})
+    elif isinstance(content, list):  # OpenAI content blocks
+        for block in content:
+            if isinstance(block, Mapping) and block.get("type") == "text":
+                parts.append({"type": "text", "content": block.get("text", "")})
+            else:
+                parts.append(dict(block) if isinstance(block, Mapping) else {"type": "text", "content": str(block)})
+    for call in message.get("tool_calls") or []:
+        function = call.get("function", call)
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": call.get("id", ""),
+                "name": function.get("name", ""),
+                "arguments": function.get("arguments"),
+            }
+        )
+    return parts
+
+
+def input_messages(messages: list[Mapping[str, Any]] | None) -> list[dict] | None:
+    """Chat messages (OpenAI style or GenAI style) in the GenAI JSON shape."""
+    if messages is None:
+        return None
+    return [{"role": m.get("role", "user"), "parts": _parts(m)} for m in messages]
+
+
+def output_messages(output: str | list, finish_reason: str | None = None) -> list[dict]:
+    if isinstance(output, str):
+        output = [{"role": "assistant", "content": output}]
+    messages = input_messages(output) or []
+    if finish_reason:
+        for message in messages:
+            message.setdefault("finish_reason", finish_reason)
+    return messages
+
+
+# --- scopes ---------------------------------------------------------------------------------------
+
+
+class _Scope:
+    """One span, as a context manager or, for each call of a decorated function, anew."""
+
+    handle_type: type[SpanHandle] = SpanHandle
+    input_attribute = semconv.TRACEHOUSE_NODE_INPUT
+
+    def __init__(self, name: str, kind: SpanKind, attributes: dict[str, Any], payloads: dict[str, Any]):
+        self.name = name
+        self.kind = kind
+        self.attributes = {k: v for k, v in attributes.items() if v is not None}
+        self.payloads = payloads
+        self._open: list[tuple[Span, object, SpanHandle]] = []
+
+    # subclasses may add to the context (a run) and build their own handle
+    def _context(self, ctx: Any) -> Any:
+        return ctx
+
+    def _handle(self, span: Span) -> SpanHandle:
+        return self.handle_type(span)
+
+    def _start(self) -> tuple[Span, Any, SpanHandle]:
+        parent = otel_context.get_current()
+        ctx = self._context(parent)
+        span = _tracer().start_span(self.name, context=ctx, kind=self.kind, attributes=self.attributes)
+        capture = settings.capture()
+        for attribute, value in self.payloads.items():
+            if value is not None:
+                capture.set(span, attribute, value)
+        return span, trace.set_span_in_context(span, ctx), self._handle(span)
+
+    def __enter__(self) -> SpanHandle:
+        span, ctx, handle = self._start()
+        self._open.append((span, otel_context.attach(ctx), handle))
+        return handle
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        span, token, _ = self._open.pop()
+        otel_context.detach(token)
+        _finish(span, exc)
+        return False
+
+    async def __aenter__(self) -> SpanHandle:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        return self.__exit__(exc_type, exc, tb)
+
+    # --- as a decorator --------------------------------------------------------------------------
+
+    def _for_call(self, fn: Callable, args: tuple, kwargs: dict) -> _Scope:
+        """A fresh scope for one call; its input is the call's arguments unless one was given."""
+        scope = self._copy()
+        if scope.payloads.get(scope.input_attribute) is None and (args or kwargs):
+            try:
+                bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+                scope.payloads[scope.input_attribute] = {k: v for k, v in bound.arguments.items() if k != "self"}
+            except TypeError:
+                scope.payloads[scope.input_attribute] = {"args": args, "kwargs": kwargs}
+        return scope
+
+    def _copy(self) -> _Scope:
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.payloads = dict(self.payloads)
+        clone._open = []
+        return clone
+
+    def __call__(self, fn: Callable) -> Callable:
+        if inspect.isasyncgenfunction(fn):
+            return _async_generator(self, fn)
+        if inspect.isgeneratorfunction(fn):
+            return _generator(self, fn)
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def coroutine(*args: Any, **kwargs: Any) -> Any:
+                async with self._for_call(fn, args, kwargs) as handle:
+                    result = await fn(*args, **kwargs)
+                    handle.set_output(result)
+                    return result
+
+            return coroutine
+
+        @functools.wraps(fn)
+        def function(*args: Any, **kwargs: Any) -> Any:
+            with self._for_call(fn, args, kwargs) as handle:
+                result = fn(*args, **kwargs)
+                handle.set_output(result)
+                return result
+
+        return function
+
+
+def _generator(scope: _Scope, fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        span, ctx, handle = scope._for_call(fn, args, kwargs)._start()
+        items: list[Any] = []
+        token = otel_context.attach(ctx)
+        try:
+            gen = fn(*args, **kwargs)
+        finally:
+            otel_context.detach(token)
+        sent: Any = None
+        thrown: BaseException | None = None
+        try:
+            while True:
+                token = otel_context.attach(ctx)  # the span is current only while the body runs
+                try:
+                    item = gen.throw(thrown) if thrown is not None else gen.send(sent)
+                finally:
+                    otel_context.detach(token)
+                items.append(item)
+                sent, thrown = None, None
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:  # thrown in by the consumer: pass it on
+                    thrown = exc
+        except StopIteration as stop:
+            handle.set_output(items)
+            _finish(span, None)
+            return stop.value
+        except GeneratorExit:  # the consumer stopped early: not an error
+            gen.close()
+            handle.set_output(items)
+            _finish(span, None)
+            raise
+        except BaseException as exc:
+            _finish(span, exc)
+            raise
+
+    return wrapper
+
+
+def _async_generator(scope: _Scope, fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        span, ctx, handle = scope._for_call(fn, args, kwargs)._start()
+        items: list[Any] = []
+        token = otel_context.attach(ctx)
+        try:
+            agen = fn(*args, **kwargs)
+        finally:
+            otel_context.detach(token)
+        sent: Any = None
+        thrown: BaseException | None = None
+        try:
+            while True:
+                token = otel_context.attach(ctx)
+                try:
+                    item = await (agen.athrow(thrown) if thrown is not None else agen.asend(sent))
+                finally:
+                    otel_context.detach(token)
+                items.append(item)
+                sent, thrown = None, None
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:
+                    thrown = exc
+        except StopAsyncIteration:
+            handle.set_output(items)
+            _finish(span, None)
+        except GeneratorExit:
+            await agen.aclose()
+            handle.set_output(items)
+            _finish(span, None)
+            raise
+        except BaseException as exc:
+            _finish(span, exc)
+            raise
+
+    return wrapper
+
+
+class _RunScope(_Scope):
+    handle_type = RunHandle
+    input_attribute = semconv.TRACEHOUSE_RUN_INPUT
+
+    def __init__(self, agent_name: str, run_id: str | None, ttl_days: int | None, tenant: str | None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.agent_name = agent_name
+        self.fixed_run_id = run_id
+        self.ttl_days = ttl_days
+        self.tenant = tenant
+        self._info: RunInfo | None = None
+
+    def _context(self, ctx: Any) -> Any:
+        parent = otel_context.get_value(_RUN, ctx)
+        run_id = self.fixed_run_id or new_run_id()
+        ttl = self.ttl_days if self.ttl_days is not None else (parent.ttl_days if parent else None)
+        tenant = self.tenant or (parent.tenant if parent else None)
+        self._info = RunInfo(run_id, self.agent_name, parent.run_id if parent else "", ttl, tenant)
+        self.attributes = {
+            k: v
+            for k, v in self.attributes.items()
+            if k not in (semconv.TRACEHOUSE_PARENT_RUN_ID, semconv.TRACEHOUSE_TTL_DAYS)
+        }
+        self.attributes[semconv.TRACEHOUSE_RUN_ID] = run_id
+        if parent:
+            self.attributes[semconv.TRACEHOUSE_PARENT_RUN_ID] = parent.run_id
+        if ttl is not None:
+            self.attributes[semconv.TRACEHOUSE_TTL_DAYS] = ttl
+        return otel_context.set_value(_RUN, self._info, ctx)
+
+    def _handle(self, span: Span) -> SpanHandle:
+        assert self._info is not None
+        return RunHandle(span, self._info)
+
+    def _copy(self) -> _Scope:
+        clone = super()._copy()
+        clone.attributes = dict(self.attributes)
+        return clone
+
+
+def run(
+    agent_name: str,
+    input: Any = None,
+    *,
+    run_id: str | None = None,
+    user_id: str | None = None,
+    conversation_id: str | None = None,
+    tenant: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    ttl_days: int | None = None,
+    description: str | None = None,
+) -> _RunScope:
+    """One run of an agent: an ``invoke_agent {agent_name}`` span. Inside another run, a
+    sub-agent run linked to it."""
+    attributes: dict[str, Any] = {
+        semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT,
+        semconv.GEN_AI_AGENT_NAME: agent_name,
+        semconv.GEN_AI_AGENT_DESCRIPTION: description,
+        semconv.GEN_AI_CONVERSATION_ID: conversation_id,
+        semconv.USER_ID: user_id,
+        semconv.TRACEHOUSE_TENANT: tenant,  # honoured by a server without API keys; a key's tenant wins
+    }
+    for key, value in (metadata or {}).items():
+        attributes[f"{semconv.TRACEHOUSE_RUN_METADATA}.{key}"] = (
+            value if isinstance(value, str | int | float | bool) else str(value)
+        )
+    return _RunScope(
+        agent_name,
+        run_id,
+        ttl_days,
+        tenant,
+        name=f"{semconv.OP_INVOKE_AGENT} {agent_name}",
+        kind=SpanKind.INTERNAL,
+        attributes=attributes,
+        payloads={semconv.TRACEHOUSE_RUN_INPUT: input},
+    )
+
+
+def node(name: str, type: NodeType | str = NodeType.STEP, input: Any = None) -> _Scope:
+    """A step of a run: planning, critique, a graph node..."""
+    node_type = NodeType.parse(type.value if isinstance(type, NodeType) else type)
+    return _Scope(
+        name, SpanKind.INTERNAL, {semconv.TRACEHOUSE_NODE_TYPE: node_type.value}, {semconv.TRACEHOUSE_NODE_INPUT: input}
+    )
+
+
+_LLM_PARAMS = {
+    "temperature": semconv.GEN_AI_REQUEST_TEMPERATURE,
+    "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
+    "top_p": semconv.GEN_AI_REQUEST_TOP_P,
+    "top_k": semconv.GEN_AI_REQUEST_TOP_K,
+    "frequency_penalty": semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+    "presence_penalty": semconv.GEN_AI_REQUEST_PRESENCE_PENALTY,
+    "stop_sequences": semconv.GEN_AI_REQUEST_STOP_SEQUENCES,
+    "seed": semconv.GEN_AI_REQUEST_SEED,
+    "choice_count": semconv.GEN_AI_REQUEST_CHOICE_COUNT,
+    "stream": semconv.GEN_AI_REQUEST_STREAM,
+}
+
+
+class _LLMScope(_Scope):
+    input_attribute = semconv.GEN_AI_INPUT_MESSAGES
+
+    def __init__(self, model: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.model = model
+
+    def _handle(self, span: Span) -> SpanHandle:
+        return LLMCallHandle(span, self.model)
+
+
+def llm_call(
+    model: str,
+    provider: str | None = None,
+    messages: list[Mapping[str, Any]] | None = None,
+    *,
+    system: str | None = None,
+    operation: str = semconv.OP_CHAT,
+    **params: Any,
+) -> _LLMScope:
+    """One call to a model: a ``chat {model}`` span with ``gen_ai.request.*``. Record the answer
+    with ``handle.record_response(...)``. Known ``params``: temperature, max_tokens, top_p,
+    top_k, frequency_penalty, presence_penalty, stop_sequences, seed, choice_count, stream."""
+    unknown = set(params) - set(_LLM_PARAMS)
+    if unknown:
+        raise TypeError(f"llm_call() got unknown parameter(s): {', '.join(sorted(unknown))}")
+    attributes: dict[str, Any] = {
+        semconv.GEN_AI_OPERATION_NAME: operation,
+        semconv.GEN_AI_REQUEST_MODEL: model,
+        semconv.GEN_AI_PROVIDER_NAME: provider,
+    }
+    for key, value in params.items():
+        attributes[_LLM_PARAMS[key]] = list(value) if isinstance(value, tuple) else value
+    system_parts = [{"type": "text", "content": system}] if system else None
+    return _LLMScope(
+        model,
+        name=f"{operation} {model}",
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        payloads={
+            semconv.GEN_AI_INPUT_MESSAGES: input_messages(messages),
+            semconv.GEN_AI_SYSTEM_INSTRUCTIONS: system_parts,
+        },
+    )
+
+
+class _ToolScope(_Scope):
+    handle_type = ToolHandle
+    input_attribute = semconv.GEN_AI_TOOL_CALL_ARGUMENTS
+
+
+def tool(
+    name: str,
+    arguments: Any = None,
+    *,
+    call_id: str | None = None,
+    description: str | None = None,
+    type: str | None = None,
+) -> _ToolScope:
+    """One tool execution: an ``execute_tool {name}`` span with its call id, arguments and
+    (``handle.set_result``) result."""
+    attributes = {
+        semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
+        semconv.GEN_AI_TOOL_NAME: name,
+        semconv.GEN_AI_TOOL_CALL_ID: call_id,
+        semconv.GEN_AI_TOOL_DESCRIPTION: description,
+        semconv.GEN_AI_TOOL_TYPE: type,
+    }
+    return _ToolScope(
+        f"{semconv.OP_EXECUTE_TOOL} {name}",
+        SpanKind.INTERNAL,
+        attributes,
+        {semconv.GEN_AI_TOOL_CALL_ARGUMENTS: arguments},
+    )
+
+
+def _event(span: Span, name: str, data: Mapping[str, Any], event_name: str | None = None) -> None:
+    if not span.is_recording():
+        return
+    encoded = settings.capture().encode(dict(data)) if data else None
+    # The data attribute marks the span event as a run event, even when its content is not kept.
+    span.add_event(event_name or name, {semconv.TRACEHOUSE_EVENT_DATA: encoded[0] if encoded else "{}"})
+
+
+def event(name: str, **data: Any) -> None:
+    """An ordered event of the current run (``iteration_started``, ``object_stored``...) on the
+    current span; ``data`` is recorded as JSON when content capture is on."""
+    _event(trace.get_current_span(), name, data)
+
+
+def checkpoint(checkpoint_id: str, state: Any) -> None:
+    """A point to resume the current run from, with the state needed to do so."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    attributes = {semconv.TRACEHOUSE_CHECKPOINT_ID: checkpoint_id}
+    encoded = settings.capture().encode(state)
+    if encoded is not None:
+        attributes[semconv.TRACEHOUSE_CHECKPOINT_STATE] = encoded[0]
+    span.add_event(semconv.EVENT_TRACEHOUSE_CHECKPOINT, attributes)

@@ -29,3 +29,9 @@ def test_ingest_benchmark_runs():
     report = _run("ingest.py", "--transport", "http", "--clients", "1", "--seconds", "2")
     assert report["spans_acknowledged"] >= 1000 and report["refused_requests"] == 0
     assert report["stored_spans_per_s"] > 0 and report["server_peak_rss_mib"] > 0
+
+
+def test_instrument_benchmark_runs():
+    report = _run("instrument.py", "--spans", "2000", "--rounds", "1")
+    assert set(report["ns_per_span"]) == {"bare_node", "tracehouse_node", "bare_llm_call", "tracehouse_llm_call"}
+    assert report["node_ratio"] > 0 and report["llm_call_ratio"] > 0

@@ -131,10 +131,10 @@ def _run_rows(store_dir: str) -> dict[str, dict]:
 def server(tmp_path):
     servers = []
 
-    def start(*args: str) -> Server:
-        s = Server(str(tmp_path / f"data{len(servers)}"), args).start()
-        servers.append(s)
-        return s
+    def start(*args: str, store_dir: str | None = None) -> Server:
+        s = Server(store_dir or str(tmp_path / f"data{len(servers)}"), args)
+        servers.append(s)  # registered before starting, so teardown stops it whatever happens
+        return s.start()
 
     yield start
     for s in servers:
@@ -356,7 +356,7 @@ def test_every_acknowledged_span_survives_sigkill_exactly_once(server, tmp_path)
     thread.join()
     assert len(acked) >= 300
 
-    again = Server(srv.store_dir).start()  # replays the spool into the store
+    again = server(store_dir=srv.store_dir)  # replays the spool into the store
     assert "stopped" in again.stop()
     stored = dump_store(srv.store_dir, "SELECT SpanId, count() FROM tracehouse.otel_traces FINAL GROUP BY SpanId")
     counts = dict(map(tuple, stored))

@@ -83,8 +83,17 @@ class RunStamper(SpanProcessor):
         return True
 
 
+_tracer_cache: tuple[object, trace.Tracer] | None = None
+
+
 def _tracer() -> trace.Tracer:
-    return trace.get_tracer("tracehouse", __version__)
+    """The tracer of the current global provider, made once per provider (making one per span
+    costs more than the span)."""
+    global _tracer_cache
+    provider = trace.get_tracer_provider()
+    if _tracer_cache is None or _tracer_cache[0] is not provider:
+        _tracer_cache = (provider, provider.get_tracer("tracehouse", __version__))
+    return _tracer_cache[1]
 
 
 def _finish(span: Span, error: BaseException | None) -> None:

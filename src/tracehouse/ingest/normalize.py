@@ -444,42 +444,45 @@ def normalize_span(
     return node, list(_replay_events(node, raw, payload, inputs, outputs, system))
 
 
+# Where each token count is read from, first found wins: GenAI, its earlier names, Traceloop's,
+# OpenInference's.
+_TOKEN_KEYS = {
+    "input_tokens": (
+        semconv.GEN_AI_USAGE_INPUT_TOKENS,
+        semconv.GEN_AI_USAGE_PROMPT_TOKENS,
+        semconv.OI_LLM_TOKEN_COUNT_PROMPT,
+    ),
+    "output_tokens": (
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+        semconv.GEN_AI_USAGE_COMPLETION_TOKENS,
+        semconv.OI_LLM_TOKEN_COUNT_COMPLETION,
+    ),
+    "cache_read_tokens": (
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_TRACELOOP,
+        semconv.OI_LLM_TOKEN_COUNT_CACHE_READ,
+    ),
+    "cache_creation_tokens": (
+        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_TRACELOOP,
+        semconv.OI_LLM_TOKEN_COUNT_CACHE_WRITE,
+    ),
+    "reasoning_tokens": (
+        semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+        semconv.GEN_AI_USAGE_REASONING_TOKENS_TRACELOOP,
+        semconv.OI_LLM_TOKEN_COUNT_REASONING,
+    ),
+}
+# Langfuse's usage_details JSON names the same counts its own way.
+_LANGFUSE_TOKEN_KEYS = {"input_tokens": ("input", "prompt_tokens"), "output_tokens": ("output", "completion_tokens")}
+
+
 def _usage_and_cost(raw: dict[str, str], kind: NodeType, model: str, price: Pricer) -> tuple[Usage, float]:
+    counts = {field: _int(raw, *keys) for field, keys in _TOKEN_KEYS.items()}
     details = _json(raw.get(semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS, "")) or {}
-    usage = Usage.model_construct(
-        input_tokens=_int(
-            raw,
-            semconv.GEN_AI_USAGE_INPUT_TOKENS,
-            semconv.GEN_AI_USAGE_PROMPT_TOKENS,
-            semconv.OI_LLM_TOKEN_COUNT_PROMPT,
-        )
-        or _int(details, "input", "prompt_tokens"),
-        output_tokens=_int(
-            raw,
-            semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
-            semconv.GEN_AI_USAGE_COMPLETION_TOKENS,
-            semconv.OI_LLM_TOKEN_COUNT_COMPLETION,
-        )
-        or _int(details, "output", "completion_tokens"),
-        cache_read_tokens=_int(
-            raw,
-            semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-            semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_TRACELOOP,
-            semconv.OI_LLM_TOKEN_COUNT_CACHE_READ,
-        ),
-        cache_creation_tokens=_int(
-            raw,
-            semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-            semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_TRACELOOP,
-            semconv.OI_LLM_TOKEN_COUNT_CACHE_WRITE,
-        ),
-        reasoning_tokens=_int(
-            raw,
-            semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-            semconv.GEN_AI_USAGE_REASONING_TOKENS_TRACELOOP,
-            semconv.OI_LLM_TOKEN_COUNT_REASONING,
-        ),
-    )
+    for field, keys in _LANGFUSE_TOKEN_KEYS.items():
+        counts[field] = counts[field] or _int(details, *keys)
+    usage = Usage.model_construct(**counts)
     stated = _first(raw, semconv.TRACEHOUSE_COST_USD, semconv.OI_LLM_COST_TOTAL)
     if not stated:
         cost_details = _json(raw.get(semconv.LANGFUSE_OBSERVATION_COST_DETAILS, "")) or {}

@@ -16,12 +16,13 @@ inside it. Spans of a generator are current only while the generator runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -345,25 +346,41 @@ class _Scope:
         return function
 
 
+@contextlib.contextmanager
+def _attached(ctx: Any) -> Iterator[None]:
+    """Make ``ctx`` current for the duration of the block."""
+    token = otel_context.attach(ctx)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def _begin(scope: _Scope, fn: Callable, args: tuple, kwargs: dict) -> tuple[Span, Any, SpanHandle, Any]:
+    """Open the span of one generator call and create the generator inside it."""
+    span, ctx, handle = scope._for_call(fn, args, kwargs)._start()
+    with _attached(ctx):
+        body = fn(*args, **kwargs)
+    return span, ctx, handle, body
+
+
+def _end(span: Span, handle: SpanHandle, items: list[Any], error: BaseException | None = None) -> None:
+    if error is None:
+        handle.set_output(items)
+    _finish(span, error)
+
+
 def _generator(scope: _Scope, fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        span, ctx, handle = scope._for_call(fn, args, kwargs)._start()
+        span, ctx, handle, gen = _begin(scope, fn, args, kwargs)
         items: list[Any] = []
-        token = otel_context.attach(ctx)
-        try:
-            gen = fn(*args, **kwargs)
-        finally:
-            otel_context.detach(token)
         sent: Any = None
         thrown: BaseException | None = None
         try:
             while True:
-                token = otel_context.attach(ctx)  # the span is current only while the body runs
-                try:
+                with _attached(ctx):  # the span is current only while the body runs
                     item = gen.throw(thrown) if thrown is not None else gen.send(sent)
-                finally:
-                    otel_context.detach(token)
                 items.append(item)
                 sent, thrown = None, None
                 try:
@@ -373,16 +390,14 @@ def _generator(scope: _Scope, fn: Callable) -> Callable:
                 except BaseException as exc:  # thrown in by the consumer: pass it on
                     thrown = exc
         except StopIteration as stop:
-            handle.set_output(items)
-            _finish(span, None)
+            _end(span, handle, items)
             return stop.value
         except GeneratorExit:  # the consumer stopped early: not an error
             gen.close()
-            handle.set_output(items)
-            _finish(span, None)
+            _end(span, handle, items)
             raise
         except BaseException as exc:
-            _finish(span, exc)
+            _end(span, handle, items, exc)
             raise
 
     return wrapper
@@ -391,22 +406,14 @@ def _generator(scope: _Scope, fn: Callable) -> Callable:
 def _async_generator(scope: _Scope, fn: Callable) -> Callable:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        span, ctx, handle = scope._for_call(fn, args, kwargs)._start()
+        span, ctx, handle, agen = _begin(scope, fn, args, kwargs)
         items: list[Any] = []
-        token = otel_context.attach(ctx)
-        try:
-            agen = fn(*args, **kwargs)
-        finally:
-            otel_context.detach(token)
         sent: Any = None
         thrown: BaseException | None = None
         try:
             while True:
-                token = otel_context.attach(ctx)
-                try:
+                with _attached(ctx):
                     item = await (agen.athrow(thrown) if thrown is not None else agen.asend(sent))
-                finally:
-                    otel_context.detach(token)
                 items.append(item)
                 sent, thrown = None, None
                 try:
@@ -416,15 +423,13 @@ def _async_generator(scope: _Scope, fn: Callable) -> Callable:
                 except BaseException as exc:
                     thrown = exc
         except StopAsyncIteration:
-            handle.set_output(items)
-            _finish(span, None)
+            _end(span, handle, items)
         except GeneratorExit:
             await agen.aclose()
-            handle.set_output(items)
-            _finish(span, None)
+            _end(span, handle, items)
             raise
         except BaseException as exc:
-            _finish(span, exc)
+            _end(span, handle, items, exc)
             raise
 
     return wrapper

@@ -19,6 +19,7 @@ _READY = re.compile(r"OTLP/gRPC on ([\d.]+):(\d+), OTLP/HTTP and API on (http://
 class Server:
     store_dir: str
     args: tuple[str, ...] = ()
+    store: str | None = None  # a store DSN; default: the embedded store in store_dir
     process: subprocess.Popen | None = None
     grpc: str = ""
     http: str = ""
@@ -31,7 +32,7 @@ class Server:
             "tracehouse.cli",
             "serve",
             "--store",
-            f"chdb://{self.store_dir}",
+            self.store or f"chdb://{self.store_dir}",
             "--grpc-port",
             "0",
             "--http-port",

@@ -405,3 +405,28 @@ def test_logs_arrive_correlated_with_their_span_and_run(server):
         ["tool retry grpc", "WARN", trace_id, "run-logs", "log-agent", "default"],
         ["tool retry http", "WARN", trace_id, "run-logs", "log-agent", "default"],
     ]
+
+
+def test_the_receiver_takes_data_while_its_clickhouse_server_is_down(tmp_path):
+    import socket
+
+    from tracehouse.ingest.spool import Spool
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    spool_dir = str(tmp_path / "spool")
+    srv = Server(str(tmp_path / "unused"), ("--spool", spool_dir), store=f"http://127.0.0.1:{dead_port}/tracehouse")
+    srv.start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"{srv.http}/readyz")
+        assert info.value.code == 503 and "store" in json.loads(info.value.read())["problems"][0]
+        body = encode_spans(agent_run("run-outage")).SerializeToString()
+        assert post(f"{srv.http}/v1/traces", body, PROTOBUF)[0] == 200
+    finally:
+        started = time.monotonic()
+        out = srv.stop()
+    assert time.monotonic() - started < 20  # no waiting out the drain budget for an unreachable store
+    assert "left in the spool for the next start" in out
+    assert len(Spool(spool_dir).read(0)) == 1  # acknowledged, and waiting durably for the store

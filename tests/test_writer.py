@@ -90,3 +90,25 @@ def test_tenant_retention_settings_apply_to_new_rows(store, tmp_path):
     spool.close()
     rows = store.query(f"SELECT DISTINCT Tenant, TtlDays, PayloadTtlDays FROM {store.table(schema.SPANS)} ORDER BY 1")
     assert rows == [("acme", 7, 3), ("other", 30, 30)]
+
+
+def test_a_store_that_cannot_be_reached_yet_is_connected_when_it_comes_back(store, tmp_path):
+    attempts = []
+
+    def connect():
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            raise ConnectionRefusedError("the ClickHouse server is down")
+        return store
+
+    spool = Spool(str(tmp_path / "spool"))
+    retention = RetentionPolicy(None, 30)
+    writer = Writer(connect, spool, retention, Metrics(), interval=0.05, max_backoff=0.1)
+    assert not writer.healthy
+    spool.append(KIND_TRACES, "default", _request("run-after-outage"))
+    writer.start()
+    _wait(lambda: spool.pending_records == 0)
+    writer.stop()
+    spool.close()
+    assert len(attempts) == 3 and writer.healthy and retention.store is store
+    assert store.query(f"SELECT RunId FROM {store.table(schema.RUNS)} FINAL") == [("run-after-outage",)]

@@ -17,7 +17,7 @@ from tracehouse.ingest.receiver import DEFAULT_MAX_BYTES, Auth, Receiver
 from tracehouse.ingest.spool import Spool
 from tracehouse.ingest.writer import RetentionPolicy, Writer
 from tracehouse.model import DEFAULT_TTL_DAYS
-from tracehouse.store import DEFAULT_DSN, Store
+from tracehouse.store import DEFAULT_DSN, Store, StoreAddress, StoreError, parse_dsn
 
 log = logging.getLogger("tracehouse.server")
 
@@ -36,11 +36,11 @@ class Settings:
     max_request_bytes: int = DEFAULT_MAX_BYTES
     batch_interval: float = 1.0
 
-    def spool_dir(self, store: Store) -> str:
+    def spool_dir(self, address: StoreAddress) -> str:
         if self.spool:
             return os.path.abspath(self.spool)
-        if store.address.embedded and store.address.path:
-            return store.address.path.rstrip("/") + "-spool"
+        if address.embedded and address.path:
+            return address.path.rstrip("/") + "-spool"
         return os.path.abspath("tracehouse-spool")
 
 
@@ -53,12 +53,22 @@ def run(settings: Settings) -> None:
             "write; set --api-keys",
             settings.host,
         )
-    store = Store.open(settings.store)
-    spool = Spool(settings.spool_dir(store), max_bytes=settings.spool_max_bytes)
+    address = parse_dsn(settings.store)
+    store: Store | None = None
+    try:
+        store = Store.open(settings.store)
+    except StoreError as exc:
+        if address.embedded:
+            raise
+        # A server that is down must not stop us from taking data: it waits in the spool.
+        log.warning("%s; accepting into the spool and connecting when the store is back", exc)
+    spool = Spool(settings.spool_dir(address), max_bytes=settings.spool_max_bytes)
     metrics = Metrics()
     metrics.watch_spool(lambda: spool.pending_bytes, lambda: spool.pending_records)
     retention = RetentionPolicy(store, settings.retention_days, settings.payload_retention_days)
-    writer = Writer(store, spool, retention, metrics, interval=settings.batch_interval)
+    writer = Writer(
+        store or (lambda: Store.open(settings.store)), spool, retention, metrics, interval=settings.batch_interval
+    )
     receiver = Receiver(spool, auth, metrics, max_bytes=settings.max_request_bytes)
     writer.start()
     grpc_server = None
@@ -83,7 +93,7 @@ def run(settings: Settings) -> None:
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         print(
             f"tracehouse serve: OTLP/gRPC on {settings.host}:{grpc_port}, OTLP/HTTP and API on "
-            f"http://{settings.host}:{http_port}, store {store.address.describe()}, spool {spool.directory}"
+            f"http://{settings.host}:{http_port}, store {address.describe()}, spool {spool.directory}"
             + ("" if auth.required else ", single tenant (no API keys)"),
             flush=True,
         )
@@ -99,7 +109,8 @@ def run(settings: Settings) -> None:
         writer.stop(timeout=30)
         left = spool.pending_bytes
         spool.close()
-        store.close()
+        if writer.store is not None:
+            writer.store.close()
         print(
             f"tracehouse serve: stopped; {left} bytes left in the spool for the next start"
             if left

@@ -29,15 +29,15 @@ class RetentionPolicy:
     """The retention of a tenant's rows: its settings in the ``tenants`` table, else the
     server's defaults. Settings are re-read at most every ``refresh`` seconds."""
 
-    def __init__(self, store: Store, default_days: int, payload_days: int | None = None, refresh: float = 30.0):
-        self.store = store
+    def __init__(self, store: Store | None, default_days: int, payload_days: int | None = None, refresh: float = 30.0):
+        self.store = store  # None until the store can be reached: the defaults apply
         self.default = Retention(default_days, min(payload_days or default_days, default_days))
         self.refresh = refresh
         self._tenants: dict[str, Retention] = {}
         self._loaded = -float("inf")
 
     def for_tenant(self, tenant: str) -> Retention:
-        if time.monotonic() - self._loaded > self.refresh:
+        if self.store is not None and time.monotonic() - self._loaded > self.refresh:
             rows = self.store.query(
                 f"SELECT Tenant, RetentionDays, PayloadRetentionDays FROM {self.store.table(schema.TENANTS)} FINAL"
             )
@@ -82,9 +82,13 @@ def store_payloads(
 
 
 class Writer:
+    """``store`` is an open store, or a function that opens one: the writer then connects on
+    its first batch and keeps trying (with backoff) while the store cannot be reached, so the
+    receiver can accept into the spool during a store outage, even from a cold start."""
+
     def __init__(
         self,
-        store: Store,
+        store: Store | Callable[[], Store],
         spool: Spool,
         retention: RetentionPolicy,
         metrics: Metrics,
@@ -93,7 +97,8 @@ class Writer:
         interval: float = 1.0,
         max_backoff: float = 30.0,
     ):
-        self.store = store
+        self._connect = store if callable(store) and not isinstance(store, Store) else None
+        self.store: Store | None = None if self._connect else store
         self.spool = spool
         self.retention = retention
         self.metrics = metrics
@@ -103,7 +108,7 @@ class Writer:
         self.listeners: list[Listener] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tracehouse-writer", daemon=True)
-        self.healthy = True  # False while the store refuses writes
+        self.healthy = self.store is not None  # False while the store refuses writes or is unreachable
         self._drain_deadline = float("inf")
 
     def start(self) -> None:
@@ -130,13 +135,17 @@ class Writer:
                 self.write(records)
                 backoff = 0.5
                 self.healthy = True
-            except Exception:  # the store is down or refused: keep the records, try again later
-                self.healthy = False
+            except Exception as exc:  # the store is down or refused: keep the records, try again later
                 self.metrics.write_errors.inc()
-                log.exception("storing %d spooled records failed; retrying in %.1fs", len(records), backoff)
-                if stopping and time.monotonic() > self._drain_deadline:
+                if self.healthy:  # the first failure of a streak gets the whole story, the rest a line
+                    log.exception("storing %d spooled records failed; retrying", len(records))
+                else:
+                    log.warning("storing spooled records failed again (%s); retrying in %.1fs", exc, backoff)
+                self.healthy = False
+                if stopping and time.monotonic() > self._drain_deadline or stopping and self.store is None:
+                    # Nothing is lost: the spool keeps the records for the next start.
                     log.error(
-                        "stopping with %d bytes still in the spool; they are stored at next start",
+                        "stopping with %d bytes in the spool; they are stored at the next start",
                         self.spool.pending_bytes,
                     )
                     return
@@ -171,6 +180,10 @@ class Writer:
 
     def write(self, records: list[Record]) -> None:
         started = time.monotonic()
+        if self.store is None:
+            self.store = self._connect()  # raises while the store is unreachable: retried
+            self.retention.store = self.store
+            log.info("connected to the store %s", self.store.address.describe())
         nodes, events = store_payloads(
             self.store,
             ((r.kind, r.tenant, r.payload) for r in records),

@@ -5,7 +5,7 @@ exporter does nothing: the bare side with ``tracer.start_as_current_span``, the 
 with ``tracehouse.node`` inside a ``tracehouse.run`` (which adds the run-id stamping and the
 node type). Also measured: an ``llm_call`` recording a response with usage and cost (content
 capture on, redaction on), against a bare span setting the same attributes by hand. Reports
-nanoseconds per span (best of several rounds) and the ratios. Prints one JSON object.
+nanoseconds per span (best of several rounds, the two sides taking turns) and the ratios. Prints one JSON object.
 
     .venv/bin/python benchmarks/instrument.py --spans 100000
 """
@@ -35,13 +35,18 @@ class NoOpExporter(SpanExporter):
         pass
 
 
-def best_ns_per_span(fn, spans: int, rounds: int) -> float:
-    times = []
+def compare(pairs: dict, spans: int, rounds: int, flush) -> dict[str, float]:
+    """Best nanoseconds per span of each function, the functions taking turns round by round,
+    with every processor flushed before each timed round (so no export thread of one side
+    runs during the other's round)."""
+    best = dict.fromkeys(pairs, float("inf"))
     for _ in range(rounds):
-        started = time.perf_counter_ns()
-        fn(spans)
-        times.append((time.perf_counter_ns() - started) / spans)
-    return min(times)
+        for name, fn in pairs.items():
+            flush()
+            started = time.perf_counter_ns()
+            fn(spans)
+            best[name] = min(best[name], (time.perf_counter_ns() - started) / spans)
+    return best
 
 
 def main() -> int:
@@ -53,7 +58,13 @@ def main() -> int:
     bare_provider = TracerProvider(resource=Resource.create({"service.name": "bare"}))
     bare_provider.add_span_processor(BatchSpanProcessor(NoOpExporter(), max_queue_size=1 << 20))
     bare = bare_provider.get_tracer("bare")
-    tracehouse.configure("bench", exporter=NoOpExporter(), logs=False)  # a BatchSpanProcessor too
+    config = tracehouse.configure("bench", exporter=NoOpExporter(), logs=False)
+
+    def flush() -> None:
+        bare_provider.force_flush()
+        config.flush()
+
+    # a BatchSpanProcessor too
 
     def bare_nodes(n: int) -> None:
         with bare.start_as_current_span("run"):
@@ -88,15 +99,12 @@ def main() -> int:
                 with tracehouse.llm_call("gpt-4o-mini", messages=messages) as call:
                     call.record_response("Paris.", input_tokens=12, output_tokens=2)
 
-    results = {}
-    for name, fn, spans in (
-        ("bare_node", bare_nodes, args.spans),
-        ("tracehouse_node", tracehouse_nodes, args.spans),
-        ("bare_llm_call", bare_llm, args.spans // 5),
-        ("tracehouse_llm_call", tracehouse_llm, args.spans // 5),
-    ):
+    for fn in (bare_nodes, tracehouse_nodes, bare_llm, tracehouse_llm):
         fn(1000)  # warm up
-        results[name] = best_ns_per_span(fn, spans, args.rounds)
+    results = compare({"bare_node": bare_nodes, "tracehouse_node": tracehouse_nodes}, args.spans, args.rounds, flush)
+    results |= compare(
+        {"bare_llm_call": bare_llm, "tracehouse_llm_call": tracehouse_llm}, args.spans // 5, args.rounds, flush
+    )
     print(
         json.dumps(
             {

@@ -61,18 +61,25 @@ def new_run_id() -> str:
     return str(uuid.UUID(int=value))
 
 
+def _run_attributes(info: RunInfo) -> dict[str, Any]:
+    """What every span of a run carries: its id, and its retention and tenant if set."""
+    attributes: dict[str, Any] = {semconv.TRACEHOUSE_RUN_ID: info.run_id}
+    if info.ttl_days is not None:
+        attributes[semconv.TRACEHOUSE_TTL_DAYS] = info.ttl_days
+    if info.tenant:
+        attributes[semconv.TRACEHOUSE_TENANT] = info.tenant
+    return attributes
+
+
 class RunStamper(SpanProcessor):
-    """Stamps the current run's id (and retention) on every span started inside a run."""
+    """Stamps the current run's id (and retention, tenant) on every span started inside a run
+    that does not carry it yet: other instrumentors' spans (tracehouse's own get it at start)."""
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         info = otel_context.get_value(_RUN, parent_context)
         if info is None or semconv.TRACEHOUSE_RUN_ID in (span.attributes or {}):
             return
-        span.set_attribute(semconv.TRACEHOUSE_RUN_ID, info.run_id)
-        if info.ttl_days is not None:
-            span.set_attribute(semconv.TRACEHOUSE_TTL_DAYS, info.ttl_days)
-        if info.tenant:
-            span.set_attribute(semconv.TRACEHOUSE_TENANT, info.tenant)
+        span.set_attributes(_run_attributes(info))
 
     def on_end(self, span: Any) -> None:
         pass
@@ -276,7 +283,11 @@ class _Scope:
     def _start(self) -> tuple[Span, Any, SpanHandle]:
         parent = otel_context.get_current()
         ctx = self._context(parent)
-        span = _tracer().start_span(self.name, context=ctx, kind=self.kind, attributes=self.attributes)
+        attributes = self.attributes
+        info = otel_context.get_value(_RUN, ctx)
+        if info is not None and semconv.TRACEHOUSE_RUN_ID not in attributes:
+            attributes = {**_run_attributes(info), **attributes}  # at start: cheaper than stamping after
+        span = _tracer().start_span(self.name, context=ctx, kind=self.kind, attributes=attributes)
         capture = settings.capture()
         for attribute, value in self.payloads.items():
             if value is not None:

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tracehouse import __version__
+from tracehouse.api.agents import router as agents_router
 from tracehouse.ingest.otlp_http import router as otlp_router
 from tracehouse.ingest.receiver import Receiver
 from tracehouse.ingest.writer import Writer
@@ -17,6 +18,7 @@ def create_app(receiver: Receiver, writer: Writer) -> FastAPI:
     app.state.receiver = receiver
     app.state.writer = writer
     app.include_router(otlp_router)
+    app.include_router(agents_router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict:

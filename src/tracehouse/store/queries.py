@@ -14,12 +14,35 @@ from tracehouse.model import Node, NodeType, Run, SpanEvent, SpanLink, Status, U
 from tracehouse.store import schema
 
 _RUN_LIST_COLUMNS = (
-    "Tenant", "RunId", "ParentRunId", "TraceId", "RootSpanId", "AgentName", "ServiceName",
-    "ConversationId", "UserId", "Status", "StartedAt", "EndedAt", "DurationNs", "NodeCount",
-    "FailedNodes", "LlmCalls", "ToolCalls", "InputTokens", "OutputTokens", "CacheReadTokens",
-    "CacheCreationTokens", "ReasoningTokens", "CostUsd", "InputPreview", "OutputPreview",
-    "ErrorMessage", "Metadata", "TtlDays",
-)  # fmt: skip
+    "Tenant",
+    "RunId",
+    "ParentRunId",
+    "TraceId",
+    "RootSpanId",
+    "AgentName",
+    "ServiceName",
+    "ConversationId",
+    "UserId",
+    "Status",
+    "StartedAt",
+    "EndedAt",
+    "DurationNs",
+    "NodeCount",
+    "FailedNodes",
+    "LlmCalls",
+    "ToolCalls",
+    "InputTokens",
+    "OutputTokens",
+    "CacheReadTokens",
+    "CacheCreationTokens",
+    "ReasoningTokens",
+    "CostUsd",
+    "InputPreview",
+    "OutputPreview",
+    "ErrorMessage",
+    "Metadata",
+    "TtlDays",
+)
 
 
 def list_runs_sql(
@@ -91,28 +114,81 @@ def _usage(r: dict[str, Any]) -> Usage:
 def _run(row: tuple) -> Run:
     r = dict(zip(_RUN_LIST_COLUMNS, row, strict=True))
     return Run(
-        tenant=r["Tenant"], run_id=r["RunId"], parent_run_id=r["ParentRunId"], trace_id=r["TraceId"],
-        root_span_id=r["RootSpanId"], agent_name=r["AgentName"], service_name=r["ServiceName"],
-        conversation_id=r["ConversationId"], user_id=r["UserId"], status=Status(r["Status"]),
-        started_at=r["StartedAt"], ended_at=r["EndedAt"], duration_ns=r["DurationNs"],
-        node_count=r["NodeCount"], failed_nodes=r["FailedNodes"], llm_calls=r["LlmCalls"],
+        tenant=r["Tenant"],
+        run_id=r["RunId"],
+        parent_run_id=r["ParentRunId"],
+        trace_id=r["TraceId"],
+        root_span_id=r["RootSpanId"],
+        agent_name=r["AgentName"],
+        service_name=r["ServiceName"],
+        conversation_id=r["ConversationId"],
+        user_id=r["UserId"],
+        status=Status(r["Status"]),
+        started_at=r["StartedAt"],
+        ended_at=r["EndedAt"],
+        duration_ns=r["DurationNs"],
+        node_count=r["NodeCount"],
+        failed_nodes=r["FailedNodes"],
+        llm_calls=r["LlmCalls"],
         tool_calls=r["ToolCalls"],
         usage=_usage(r),
-        cost_usd=r["CostUsd"], input_preview=r["InputPreview"], output_preview=r["OutputPreview"],
-        error_message=r["ErrorMessage"], metadata=r["Metadata"], ttl_days=r["TtlDays"],
-    )  # fmt: skip
+        cost_usd=r["CostUsd"],
+        input_preview=r["InputPreview"],
+        output_preview=r["OutputPreview"],
+        error_message=r["ErrorMessage"],
+        metadata=r["Metadata"],
+        ttl_days=r["TtlDays"],
+    )
 
 
 _NODE_COLUMNS = (
-    "Tenant", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind", "ServiceName",
-    "ScopeName", "ScopeVersion", "ResourceAttributes", "SpanAttributes", "PayloadAttributes",
-    "Events.Timestamp", "Events.Name", "Events.Attributes", "Links.TraceId", "Links.SpanId",
-    "Links.TraceState", "Links.Attributes", "Timestamp", "Duration", "StatusCode", "StatusMessage",
-    "RunId", "ParentRunId", "RunRoot", "NodeType", "Status", "OperationName", "AgentName",
-    "ConversationId", "UserId", "Model", "Provider", "InputTokens", "OutputTokens", "CacheReadTokens",
-    "CacheCreationTokens", "ReasoningTokens", "CostUsd", "Input", "Output", "ErrorType", "TtlDays",
+    "Tenant",
+    "TraceId",
+    "SpanId",
+    "ParentSpanId",
+    "TraceState",
+    "SpanName",
+    "SpanKind",
+    "ServiceName",
+    "ScopeName",
+    "ScopeVersion",
+    "ResourceAttributes",
+    "SpanAttributes",
+    "PayloadAttributes",
+    "Events.Timestamp",
+    "Events.Name",
+    "Events.Attributes",
+    "Links.TraceId",
+    "Links.SpanId",
+    "Links.TraceState",
+    "Links.Attributes",
+    "Timestamp",
+    "Duration",
+    "StatusCode",
+    "StatusMessage",
+    "RunId",
+    "ParentRunId",
+    "RunRoot",
+    "NodeType",
+    "Status",
+    "OperationName",
+    "AgentName",
+    "ConversationId",
+    "UserId",
+    "Model",
+    "Provider",
+    "InputTokens",
+    "OutputTokens",
+    "CacheReadTokens",
+    "CacheCreationTokens",
+    "ReasoningTokens",
+    "CostUsd",
+    "Input",
+    "Output",
+    "ErrorType",
+    "TtlDays",
     "PayloadTtlDays",
-)  # fmt: skip
+)
 
 
 def _select_nodes(store: Any, where: str, params: dict[str, Any]) -> list[Node]:
@@ -165,10 +241,18 @@ def trace_nodes(store: Any, tenant: str, trace_id: str) -> list[Node]:
 def _node(row: tuple) -> Node:
     r = dict(zip(_NODE_COLUMNS, row, strict=True))
     return Node(
-        tenant=r["Tenant"], trace_id=r["TraceId"], span_id=r["SpanId"], parent_span_id=r["ParentSpanId"],
-        trace_state=r["TraceState"], name=r["SpanName"], span_kind=r["SpanKind"],
-        service_name=r["ServiceName"], scope_name=r["ScopeName"], scope_version=r["ScopeVersion"],
-        resource_attributes=r["ResourceAttributes"], attributes=r["SpanAttributes"],
+        tenant=r["Tenant"],
+        trace_id=r["TraceId"],
+        span_id=r["SpanId"],
+        parent_span_id=r["ParentSpanId"],
+        trace_state=r["TraceState"],
+        name=r["SpanName"],
+        span_kind=r["SpanKind"],
+        service_name=r["ServiceName"],
+        scope_name=r["ScopeName"],
+        scope_version=r["ScopeVersion"],
+        resource_attributes=r["ResourceAttributes"],
+        attributes=r["SpanAttributes"],
         payload_attributes=r["PayloadAttributes"],
         events=[
             SpanEvent(timestamp=ts, name=name, attributes=attrs)
@@ -180,12 +264,66 @@ def _node(row: tuple) -> Node:
                 r["Links.TraceId"], r["Links.SpanId"], r["Links.TraceState"], r["Links.Attributes"], strict=True
             )
         ],
-        started_at=r["Timestamp"], duration_ns=r["Duration"], otel_status_code=r["StatusCode"],
-        status_message=r["StatusMessage"], run_id=r["RunId"], parent_run_id=r["ParentRunId"],
-        run_root=r["RunRoot"], type=NodeType.parse(r["NodeType"]), status=Status(r["Status"]),
-        operation=r["OperationName"], agent_name=r["AgentName"], conversation_id=r["ConversationId"],
-        user_id=r["UserId"], model=r["Model"], provider=r["Provider"],
+        started_at=r["Timestamp"],
+        duration_ns=r["Duration"],
+        otel_status_code=r["StatusCode"],
+        status_message=r["StatusMessage"],
+        run_id=r["RunId"],
+        parent_run_id=r["ParentRunId"],
+        run_root=r["RunRoot"],
+        type=NodeType.parse(r["NodeType"]),
+        status=Status(r["Status"]),
+        operation=r["OperationName"],
+        agent_name=r["AgentName"],
+        conversation_id=r["ConversationId"],
+        user_id=r["UserId"],
+        model=r["Model"],
+        provider=r["Provider"],
         usage=_usage(r),
-        cost_usd=r["CostUsd"], input=r["Input"], output=r["Output"], error_type=r["ErrorType"],
-        ttl_days=r["TtlDays"], payload_ttl_days=r["PayloadTtlDays"],
-    )  # fmt: skip
+        cost_usd=r["CostUsd"],
+        input=r["Input"],
+        output=r["Output"],
+        error_type=r["ErrorType"],
+        ttl_days=r["TtlDays"],
+        payload_ttl_days=r["PayloadTtlDays"],
+    )
+
+
+def run_summary(store: Any, tenant: str, run_id: str) -> Run | None:
+    """One run's row, or None (also for another tenant's run)."""
+    sql = (
+        f"SELECT {', '.join(_RUN_LIST_COLUMNS)} FROM {store.table(schema.RUNS)} FINAL "
+        "WHERE Tenant = {tenant:String} AND RunId = {run_id:String} LIMIT 1"
+    )
+    rows = store.query(sql, {"tenant": tenant, "run_id": run_id})
+    return _run(rows[0]) if rows else None
+
+
+def run_log_nodes(store: Any, tenant: str, run: Run) -> list[Node]:
+    """The nodes of a run in start order: its spans but its own root, and the root spans of its
+    sub-agent runs (a sub-agent is one node of its parent run)."""
+    return _select_nodes(
+        store,
+        "Timestamp BETWEEN {start:DateTime64(9)} AND {end:DateTime64(9)} AND "
+        "((RunId = {run_id:String} AND NOT RunRoot) OR (RunRoot AND ParentRunId = {run_id:String}))",
+        {"tenant": tenant, "run_id": run.run_id, "start": run.started_at, "end": run.ended_at or run.started_at},
+    )
+
+
+def root_output(store: Any, tenant: str, run: Run) -> str:
+    """A run's final output, in full (lists only carry its preview)."""
+    if not run.root_span_id:
+        return ""
+    rows = store.query(
+        f"SELECT Output FROM {store.table(schema.SPANS)} FINAL WHERE Tenant = {{tenant:String}} "
+        "AND Timestamp BETWEEN {start:DateTime64(9)} AND {end:DateTime64(9)} "
+        "AND RunId = {run_id:String} AND SpanId = {span_id:String}",
+        {
+            "tenant": tenant,
+            "run_id": run.run_id,
+            "span_id": run.root_span_id,
+            "start": run.started_at,
+            "end": run.ended_at or run.started_at,
+        },
+    )
+    return rows[0][0] if rows else ""

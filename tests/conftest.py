@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import serve_helpers
 
 from tracehouse.store import Store, migrations
 from tracehouse.store.client import connect
@@ -51,3 +52,18 @@ def run_cli(*args: str, cwd: str | None = None, timeout: float = 120) -> subproc
         [sys.executable, "-m", "tracehouse.cli", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Start `tracehouse serve` subprocesses (each on its own store); all stop at teardown."""
+    servers = []
+
+    def start(*args: str) -> serve_helpers.Server:
+        server = serve_helpers.Server(str(tmp_path / f"data{len(servers)}"), args)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -9,7 +9,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-from serve_helpers import Server
 from test_instrument import _expected_cost, plan_execute_critique
 
 import tracehouse
@@ -50,20 +49,6 @@ def wait_for_run(base: str, run_id: str, headers: dict | None = None) -> dict:
                 return item
         time.sleep(0.3)
     raise AssertionError(f"run {run_id} never showed up")
-
-
-@pytest.fixture
-def served(tmp_path):
-    servers = []
-
-    def start(*args: str) -> Server:
-        server = Server(str(tmp_path / f"data{len(servers)}"), args)
-        servers.append(server)
-        return server.start()
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def test_history_and_logs_keep_their_exact_shapes(served):

@@ -116,6 +116,7 @@ def test_the_agent_emits_the_exact_spans(spans):
     # every span of the run carries its id; the sub-agent run has its own, linked to the parent
     for name in ("plan", "chat gpt-4o-mini", "execute", "execute_tool search_flights", "critique"):
         assert s[name].attributes[semconv.TRACEHOUSE_RUN_ID] == run_id
+        assert s[name].attributes[semconv.GEN_AI_CONVERSATION_ID] == "c-1"  # the run's conversation, on every span
     assert sub.attributes[semconv.TRACEHOUSE_RUN_ID] == sub_run_id != run_id
     assert sub.attributes[semconv.TRACEHOUSE_PARENT_RUN_ID] == run_id
     # the LLM call

@@ -46,6 +46,7 @@ class RunInfo:
     parent_run_id: str = ""
     ttl_days: int | None = None
     tenant: str | None = None
+    conversation_id: str | None = None
 
 
 def current_run() -> RunInfo | None:
@@ -62,12 +63,14 @@ def new_run_id() -> str:
 
 
 def _run_attributes(info: RunInfo) -> dict[str, Any]:
-    """What every span of a run carries: its id, and its retention and tenant if set."""
+    """What every span of a run carries: its id, and its retention, tenant and conversation if set."""
     attributes: dict[str, Any] = {semconv.TRACEHOUSE_RUN_ID: info.run_id}
     if info.ttl_days is not None:
         attributes[semconv.TRACEHOUSE_TTL_DAYS] = info.ttl_days
     if info.tenant:
         attributes[semconv.TRACEHOUSE_TENANT] = info.tenant
+    if info.conversation_id:
+        attributes[semconv.GEN_AI_CONVERSATION_ID] = info.conversation_id
     return attributes
 
 
@@ -463,7 +466,10 @@ class _RunScope(_Scope):
         run_id = self.fixed_run_id or new_run_id()
         ttl = self.ttl_days if self.ttl_days is not None else (parent.ttl_days if parent else None)
         tenant = self.tenant or (parent.tenant if parent else None)
-        self._info = RunInfo(run_id, self.agent_name, parent.run_id if parent else "", ttl, tenant)
+        conversation = self.attributes.get(semconv.GEN_AI_CONVERSATION_ID) or (
+            parent.conversation_id if parent else None
+        )
+        self._info = RunInfo(run_id, self.agent_name, parent.run_id if parent else "", ttl, tenant, conversation)
         self.attributes = {
             k: v
             for k, v in self.attributes.items()

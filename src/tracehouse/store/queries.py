@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tracehouse.model import Node, NodeType, Run, SpanEvent, SpanLink, Status, Usage
+from tracehouse.model import Event, Node, NodeType, Run, SpanEvent, SpanLink, Status, Usage
 from tracehouse.store import schema
 
 _RUN_LIST_COLUMNS = (
@@ -327,3 +327,72 @@ def root_output(store: Any, tenant: str, run: Run) -> str:
         },
     )
     return rows[0][0] if rows else ""
+
+
+_EVENT_COLUMNS = (
+    "Tenant",
+    "RunId",
+    "ConversationId",
+    "TraceId",
+    "SpanId",
+    "Seq",
+    "Timestamp",
+    "Kind",
+    "Role",
+    "Name",
+    "Content",
+    "ToolCallId",
+    "Attributes",
+    "TtlDays",
+    "PayloadTtlDays",
+)
+
+
+def _select_events(store: Any, where: str, params: dict[str, Any]) -> list[Event]:
+    sql = (
+        f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {store.table(schema.EVENTS)} FINAL "
+        f"WHERE Tenant = {{tenant:String}} AND {where} ORDER BY Timestamp, SpanId, Seq"
+    )
+    return [
+        Event(
+            **dict(
+                zip(
+                    (
+                        "tenant",
+                        "run_id",
+                        "conversation_id",
+                        "trace_id",
+                        "span_id",
+                        "seq",
+                        "timestamp",
+                        "kind",
+                        "role",
+                        "name",
+                        "content",
+                        "tool_call_id",
+                        "attributes",
+                        "ttl_days",
+                        "payload_ttl_days",
+                    ),
+                    row,
+                    strict=True,
+                )
+            )
+        )
+        for row in store.query(sql, params)
+    ]
+
+
+def run_events(store: Any, tenant: str, run_id: str) -> list[Event]:
+    """The ordered events of one run (its sub-agent runs have their own)."""
+    return _select_events(store, "RunId = {run_id:String}", {"tenant": tenant, "run_id": run_id})
+
+
+def conversation_events(store: Any, tenant: str, conversation_id: str) -> list[Event]:
+    """The ordered events of every run of a conversation."""
+    # Runs name their conversation on their root span; the runs table finds them.
+    runs = (
+        f"SELECT RunId FROM {store.table(schema.RUNS)} FINAL "
+        "WHERE Tenant = {tenant:String} AND ConversationId = {conversation_id:String}"
+    )
+    return _select_events(store, f"RunId IN ({runs})", {"tenant": tenant, "conversation_id": conversation_id})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_api_agents import get, get_error, wait_for_run
 
 import tracehouse
@@ -100,3 +101,48 @@ def test_replay_and_resume(served):
     assert get_error(f"{base}/conversations/no-such-conversation/events")[0] == 404
     assert get_error(f"{base}/runs/{first}/events?mode=everything")[0] == 422
     assert get_error(f"{base}/runs/{first}/events?tenant=someone-else")[0] == 404  # another tenant sees nothing
+
+
+def test_deletion_and_retention_routes(served):
+    import urllib.request
+
+    srv = served("--api-keys", "k-acme:acme,k-globex:globex")
+    acme, globex = {"Authorization": "Bearer k-acme"}, {"Authorization": "Bearer k-globex"}
+    config = tracehouse.configure("forget", endpoint=srv.http, api_key="k-acme", batch=False)
+    with tracehouse.run("agent", user_id="u-1") as doomed:
+        pass
+    with tracehouse.run("agent", user_id="u-2") as kept:
+        pass
+    config.flush()
+    wait_for_run(srv.http, doomed.run_id, acme)
+    wait_for_run(srv.http, kept.run_id, acme)
+
+    def call(method: str, path: str, headers: dict, body: dict | None = None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{srv.http}/api/v1{path}",
+            data=data,
+            method=method,
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as info:  # another tenant cannot delete it
+        call("DELETE", f"/runs/{doomed.run_id}", globex)
+    assert info.value.code == 404
+    removed = call("DELETE", f"/runs/{doomed.run_id}", acme)
+    assert removed["removed"]["runs"] == 1 and removed["total"] >= 2
+    assert get_error(f"{srv.http}/api/v1/agents/logs?run_id={doomed.run_id}", acme)[0] == 404
+    assert call("DELETE", "/users/u-2", acme)["removed"]["runs"] == 1
+    assert get(f"{srv.http}/api/v1/agents/history", acme) == []
+    assert call("GET", "/retention", acme) == {"retention_days": None, "payload_retention_days": None}
+    assert call("PUT", "/retention", acme, {"retention_days": 7}) == {"retention_days": 7, "payload_retention_days": 7}
+    assert call("GET", "/retention", acme)["retention_days"] == 7
+    assert call("GET", "/retention", globex)["retention_days"] is None
+    with pytest.raises(urllib.error.HTTPError) as info:
+        call("PUT", "/retention", acme, {"retention_days": 0})
+    assert info.value.code == 422
+    assert "removed" in call("POST", "/retention/cleanup", acme)

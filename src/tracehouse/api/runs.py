@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from tracehouse import replay
 from tracehouse.api.agents import read_scope
 from tracehouse.model import Event
-from tracehouse.store import Store, queries
+from tracehouse.store import Store, queries, retention
 
 router = APIRouter(prefix="/api/v1", tags=["replay"])
 
@@ -113,3 +113,61 @@ def resume(
         if checkpoint
         else None,
     )
+
+
+class Deleted(BaseModel):
+    removed: dict[str, int]  # rows by table
+    total: int
+
+
+def _deleted(removed: retention.Removed) -> Deleted:
+    return Deleted(removed=removed.rows, total=removed.total)
+
+
+@router.delete("/runs/{run_id}", response_model=Deleted, tags=["retention"], summary="Forget a run")
+def delete_run(run_id: str, scope: tuple = Depends(read_scope)) -> Deleted:
+    """Deletes the run and its sub-agent runs: spans, events, logs and run rows."""
+    store, tenant = scope
+    _run_or_404(store, tenant, run_id)
+    return _deleted(retention.delete_run(store, tenant, run_id))
+
+
+@router.delete("/users/{user_id}", response_model=Deleted, tags=["retention"], summary="Forget a user")
+def delete_user(user_id: str, scope: tuple = Depends(read_scope)) -> Deleted:
+    """Deletes every run the user started (with sub-agent runs) and any span naming the user."""
+    store, tenant = scope
+    return _deleted(retention.delete_user(store, tenant, user_id))
+
+
+class RetentionSettings(BaseModel):
+    retention_days: int | None = None  # None: the server's default
+    payload_retention_days: int | None = None
+
+
+@router.get("/retention", response_model=RetentionSettings, tags=["retention"], summary="The tenant's retention")
+def get_retention(scope: tuple = Depends(read_scope)) -> RetentionSettings:
+    store, tenant = scope
+    current = retention.get_retention(store, tenant)
+    return RetentionSettings(
+        retention_days=current.retention_days, payload_retention_days=current.payload_retention_days
+    )
+
+
+@router.put("/retention", response_model=RetentionSettings, tags=["retention"], summary="Set the tenant's retention")
+def put_retention(settings: RetentionSettings, scope: tuple = Depends(read_scope)) -> RetentionSettings:
+    """Applies to rows stored from now on; rows already stored keep the retention they had."""
+    store, tenant = scope
+    if settings.retention_days is None:
+        raise HTTPException(422, "retention_days is required")
+    try:
+        saved = retention.set_retention(store, tenant, settings.retention_days, settings.payload_retention_days)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return RetentionSettings(retention_days=saved.retention_days, payload_retention_days=saved.payload_retention_days)
+
+
+@router.post("/retention/cleanup", response_model=Deleted, tags=["retention"], summary="Apply retention now")
+def cleanup(scope: tuple = Depends(read_scope)) -> Deleted:
+    """Drops what has outlived its retention now rather than at the next merges (all tenants)."""
+    store, _ = scope
+    return _deleted(retention.cleanup(store))

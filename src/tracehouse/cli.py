@@ -6,8 +6,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from tracehouse import __version__
+from tracehouse.client import ClientError
 from tracehouse.model import Node, Run
 from tracehouse.store import DEFAULT_DSN, DSNError, Store, StoreError, migrations
 from tracehouse.store.dsn import DEFAULT_DATABASE
@@ -96,6 +98,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest request accepted, after decompression (env TRACEHOUSE_MAX_REQUEST_MB; default 20)",
     )
 
+    def reader_args(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--url",
+            default=_env("URL", "http://127.0.0.1:4318"),
+            help="the server to ask (env TRACEHOUSE_URL; default http://127.0.0.1:4318)",
+        )
+        parser.add_argument("--api-key", default=_env("API_KEY", "") or None, help="env TRACEHOUSE_API_KEY")
+        parser.add_argument("--tenant", default=None, help="the tenant to read, for a server without API keys")
+        parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.add_argument("-v", "--verbose", action="store_true", help="say where the data is read from")
+        _add_store(parser)
+
+    runs_cmd = commands.add_parser("runs", help="list runs, newest first")
+    reader_args(runs_cmd)
+    runs_cmd.add_argument("--agent", help="only this agent's runs")
+    runs_cmd.add_argument("--limit", type=int, default=20)
+    runs_cmd.add_argument("--skip", type=int, default=0)
+    logs_cmd = commands.add_parser("logs", help="what happened inside one run")
+    reader_args(logs_cmd)
+    logs_cmd.add_argument("run_id")
+    replay_cmd = commands.add_parser("replay", help="a run's events in order")
+    reader_args(replay_cmd)
+    replay_cmd.add_argument("run_id")
+    replay_cmd.add_argument("--mode", choices=["transcript", "full"], default="full")
+    replay_cmd.add_argument(
+        "--format",
+        choices=["text", "json", "openai"],
+        default="text",
+        help="openai: the messages to resume the run from, in the OpenAI chat format",
+    )
+    delete_cmd = commands.add_parser("delete", help="forget a run (and its sub-agent runs)")
+    reader_args(delete_cmd)
+    delete_cmd.add_argument("run_id")
+
     demo = commands.add_parser("demo", help="fill a store with sample agent runs and show one")
     _add_store(demo)
     demo.add_argument("--runs", type=int, default=5, help="how many sample runs to write (default 5)")
@@ -105,9 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        commands = {"schema": cmd_schema, "migrate": cmd_migrate, "demo": cmd_demo, "serve": cmd_serve}
+        commands = {
+            "schema": cmd_schema,
+            "migrate": cmd_migrate,
+            "demo": cmd_demo,
+            "serve": cmd_serve,
+            "runs": cmd_read,
+            "logs": cmd_read,
+            "replay": cmd_read,
+            "delete": cmd_read,
+        }
         return commands[args.command](args)
-    except (DSNError, StoreError, ValueError) as exc:
+    except (DSNError, StoreError, ValueError, ClientError) as exc:
         print(f"tracehouse: error: {exc}", file=sys.stderr)
         return 2
 
@@ -121,8 +166,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     with Store.open(args.store, cluster=args.cluster, migrate=False) as store:
         applied = migrations.migrate(store.client, store.layout)
-        print(f"{store.address.describe()}: schema version {store.schema_version()}"
-              + (f" (applied {', '.join(map(str, applied))})" if applied else " (up to date)"))  # fmt: skip
+        print(
+            f"{store.address.describe()}: schema version {store.schema_version()}"
+            + (f" (applied {', '.join(map(str, applied))})" if applied else " (up to date)")
+        )
     return 0
 
 
@@ -155,6 +202,79 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    import json
+
+    from tracehouse.reader import open_reader
+
+    reader, where = open_reader(args.url, args.api_key, args.tenant, args.store)
+    if args.verbose:
+        print(where, file=sys.stderr)
+    try:
+        if args.command == "runs":
+            result: Any = reader.history(agent=args.agent, skip=args.skip, limit=args.limit)
+            text = format_history(result)
+        elif args.command == "logs":
+            result = reader.logs(args.run_id)
+            text = format_logs(result)
+        elif args.command == "delete":
+            result = reader.delete_run(args.run_id)
+            text = f"deleted run {args.run_id}: " + ", ".join(f"{n} {t}" for t, n in result.removed.items())
+        elif args.format == "openai":
+            result, text, args.json = reader.resume(args.run_id).messages, "", True
+        else:
+            result = reader.events(args.run_id, args.mode)
+            text = format_replay(result)
+            args.json = args.json or args.format == "json"
+    finally:
+        if hasattr(reader, "close"):
+            reader.close()
+    if args.json:
+        dump = lambda r: r.model_dump(mode="json") if hasattr(r, "model_dump") else r  # noqa: E731
+        print(
+            json.dumps(
+                [dump(r) for r in result] if isinstance(result, list) else dump(result), indent=2, ensure_ascii=False
+            )
+        )
+    else:
+        print(text)
+    return 0
+
+
+def format_history(items: Sequence[Any]) -> str:
+    lines = [f"{'STARTED (UTC)':<20} {'STATUS':<10} {'TIME':>7} {'NODES':>5} {'TOKENS':>7} {'CENTS':>8}  RUN / INPUT"]
+    for item in items:
+        lines.append(
+            f"{item.started_at[:19].replace('T', ' '):<20} {item.status:<10} {item.duration:>7} "
+            f"{item.node_count:>5} {item.tokens_used:>7} {item.cost_cents:>8.3f}  {item.run_id}  "
+            f"{item.input[:40]}"
+        )
+    return "\n".join(lines) if items else "no runs"
+
+
+def format_logs(logs: Any) -> str:
+    s = logs.summary
+    lines = [
+        f"run {logs.run_id}: {s.total_nodes} nodes ({s.successful_nodes} ok, {s.failed_nodes} failed), "
+        f"{s.total_duration}, {s.tokens_used} tokens, {s.cost_cents:.3f} cents"
+    ]
+    for node in logs.nodes:
+        extra = f"  error: {node.error_message}" if node.error_message else ""
+        lines.append(f"  {node.metadata.get('name', node.id)}  [{node.type}]  {node.status}  {node.time}{extra}")
+    if logs.final_output:
+        lines.append(f"final output: {logs.final_output}")
+    return "\n".join(lines)
+
+
+def format_replay(replay: Any) -> str:
+    """One line an event: the time, who spoke (or what kind of event), what was said or done."""
+    lines = []
+    for e in replay.events:
+        label = e.role if e.kind == "message" else f"{e.kind} {e.name}".strip()
+        lines.append(f"{e.timestamp:%H:%M:%S}.{e.timestamp.microsecond // 1000:03d}  {label:<24} {e.content}")
+    return "\n".join(lines) if lines else "no events"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

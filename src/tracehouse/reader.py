@@ -1,0 +1,60 @@
+"""Where the CLI reads from: a running server over HTTP, else the store itself.
+
+The embedded store belongs to the server process, so the CLI asks the server first; only when
+no server answers does it open the store directly (which fails, saying who holds it, if a
+process does). Direct reads call the very functions the HTTP routes call, so both give the same
+results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import HTTPException
+
+from tracehouse.api import agents, runs
+from tracehouse.client import Client, ClientError, NotFound
+from tracehouse.model import DEFAULT_TENANT
+from tracehouse.replay import Mode
+from tracehouse.store import Store
+
+
+class DirectReader:
+    """The Client's read and delete operations, on an open store."""
+
+    def __init__(self, store: Store, tenant: str | None):
+        self.store = store
+        self.scope = (store, tenant or DEFAULT_TENANT)
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, scope=self.scope, **kwargs)
+        except HTTPException as exc:
+            raise (NotFound if exc.status_code == 404 else ClientError)(exc.status_code, str(exc.detail)) from None
+
+    def history(self, agent: str | None = None, skip: int = 0, limit: int = 100) -> list:
+        return self._call(agents.history, agent_id=agent, skip=skip, limit=limit)
+
+    def logs(self, run_id: str) -> agents.LogsResponse:
+        return self._call(agents.logs, run_id)
+
+    def events(self, run_id: str, mode: str = "full") -> runs.Replay:
+        return self._call(runs.run_events, run_id, Mode(mode))
+
+    def resume(self, run_id: str, until_node: str | None = None, until_checkpoint: str | None = None) -> runs.Resume:
+        return self._call(runs.resume, run_id, until_node, until_checkpoint)
+
+    def delete_run(self, run_id: str) -> runs.Deleted:
+        return self._call(runs.delete_run, run_id)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_reader(url: str, api_key: str | None, tenant: str | None, store_dsn: str) -> tuple[Any, str]:
+    """A reader and a line saying where it reads from."""
+    client = Client(url, api_key, tenant=tenant)
+    if client.ping():
+        return client, f"reading from the server at {url}"
+    store = Store.open(store_dsn)
+    return DirectReader(store, tenant), f"no server at {url}: reading the store {store.address.describe()} directly"

@@ -50,3 +50,14 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path):
         result = run_cli(*args)
         assert result.returncode == 2, (args, result.stdout)
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_command_has_a_handler():
+    import argparse
+
+    from tracehouse.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        assert callable(sub.get_default("handler")), name

@@ -40,14 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     schema = commands.add_parser("schema", help="print the ClickHouse DDL of every table")
+    schema.set_defaults(handler=cmd_schema)
     schema.add_argument("--cluster", help="render for a cluster: ON CLUSTER, Replicated and Distributed tables")
     schema.add_argument("--database", default=DEFAULT_DATABASE, help=f"database name (default {DEFAULT_DATABASE})")
 
     migrate = commands.add_parser("migrate", help="create or upgrade the schema of a store")
+    migrate.set_defaults(handler=cmd_migrate)
     _add_store(migrate)
     migrate.add_argument("--cluster", help="the ClickHouse cluster to create the tables on")
 
     serve = commands.add_parser("serve", help="receive OTLP (gRPC and HTTP) into the store and serve the API")
+    serve.set_defaults(handler=cmd_serve)
     _add_store(serve)
     serve.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to listen on (env TRACEHOUSE_HOST)")
     serve.add_argument(
@@ -111,14 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
         _add_store(parser)
 
     runs_cmd = commands.add_parser("runs", help="list runs, newest first")
+    runs_cmd.set_defaults(handler=cmd_read)
     reader_args(runs_cmd)
     runs_cmd.add_argument("--agent", help="only this agent's runs")
     runs_cmd.add_argument("--limit", type=int, default=20)
     runs_cmd.add_argument("--skip", type=int, default=0)
     logs_cmd = commands.add_parser("logs", help="what happened inside one run")
+    logs_cmd.set_defaults(handler=cmd_read)
     reader_args(logs_cmd)
     logs_cmd.add_argument("run_id")
     replay_cmd = commands.add_parser("replay", help="a run's events in order")
+    replay_cmd.set_defaults(handler=cmd_read)
     reader_args(replay_cmd)
     replay_cmd.add_argument("run_id")
     replay_cmd.add_argument("--mode", choices=["transcript", "full"], default="full")
@@ -128,11 +134,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="openai: the messages to resume the run from, in the OpenAI chat format",
     )
+    stats_cmd = commands.add_parser("stats", help="run statistics per agent, user or tenant")
+    stats_cmd.set_defaults(handler=cmd_read)
+    reader_args(stats_cmd)
+    stats_cmd.add_argument("--by", choices=["agent", "user", "tenant"], default="agent")
+    stats_cmd.add_argument("--since", help="ISO 8601 start of the window (default: everything kept)")
+    usage_cmd = commands.add_parser("usage", help="LLM usage and cost by model, provider, agent, user or run")
+    usage_cmd.set_defaults(handler=cmd_read)
+    reader_args(usage_cmd)
+    usage_cmd.add_argument("--by", choices=["model", "provider", "agent", "user", "run"], default="model")
+    usage_cmd.add_argument("--since", help="ISO 8601 start of the window (default: everything kept)")
     delete_cmd = commands.add_parser("delete", help="forget a run (and its sub-agent runs)")
+    delete_cmd.set_defaults(handler=cmd_read)
     reader_args(delete_cmd)
     delete_cmd.add_argument("run_id")
 
     demo = commands.add_parser("demo", help="fill a store with sample agent runs and show one")
+    demo.set_defaults(handler=cmd_demo)
     _add_store(demo)
     demo.add_argument("--runs", type=int, default=5, help="how many sample runs to write (default 5)")
     return parser
@@ -141,17 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        commands = {
-            "schema": cmd_schema,
-            "migrate": cmd_migrate,
-            "demo": cmd_demo,
-            "serve": cmd_serve,
-            "runs": cmd_read,
-            "logs": cmd_read,
-            "replay": cmd_read,
-            "delete": cmd_read,
-        }
-        return commands[args.command](args)
+        return args.handler(args)
     except (DSNError, StoreError, ValueError, ClientError) as exc:
         print(f"tracehouse: error: {exc}", file=sys.stderr)
         return 2
@@ -219,6 +227,12 @@ def cmd_read(args: argparse.Namespace) -> int:
         elif args.command == "logs":
             result = reader.logs(args.run_id)
             text = format_logs(result)
+        elif args.command in ("stats", "usage"):
+            if args.command == "stats":
+                result = reader.stats(group_by=args.by, since=args.since)
+            else:
+                result = reader.usage(by=args.by, since=args.since)
+            text = format_table(result)
         elif args.command == "delete":
             result = reader.delete_run(args.run_id)
             text = f"deleted run {args.run_id}: " + ", ".join(f"{n} {t}" for t, n in result.removed.items())
@@ -241,6 +255,18 @@ def cmd_read(args: argparse.Namespace) -> int:
     else:
         print(text)
     return 0
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """Rows of numbers as an aligned table; fractions with three decimals."""
+    if not rows:
+        return "nothing in this window"
+    columns = list(rows[0])
+    cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
 
 
 def format_history(items: Sequence[Any]) -> str:

@@ -98,6 +98,15 @@ class Client:
             {"until_node": until_node, "until_checkpoint": until_checkpoint},
         )
 
+    def stats(self, group_by: str = "agent", since: str | None = None, until: str | None = None) -> list[dict]:
+        return self._call("GET", "/api/v1/stats", list[dict], {"group_by": group_by, "since": since, "until": until})
+
+    def usage(self, by: str = "model", since: str | None = None, until: str | None = None) -> list[dict]:
+        return self._call("GET", "/api/v1/usage", list[dict], {"by": by, "since": since, "until": until})
+
+    def node_performance(self, limit: int = 20) -> list[dict]:
+        return self._call("GET", "/api/v1/nodes/performance", list[dict], {"limit": limit})
+
     def delete_run(self, run_id: str) -> Deleted:
         return self._call("DELETE", f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}", Deleted)
 

@@ -8,11 +8,13 @@ results.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import HTTPException
 
 from tracehouse.api import agents, runs
+from tracehouse.api import stats as stats_api
 from tracehouse.client import Client, ClientError, NotFound
 from tracehouse.model import DEFAULT_TENANT
 from tracehouse.replay import Mode
@@ -44,11 +46,21 @@ class DirectReader:
     def resume(self, run_id: str, until_node: str | None = None, until_checkpoint: str | None = None) -> runs.Resume:
         return self._call(runs.resume, run_id, until_node, until_checkpoint)
 
+    def stats(self, group_by: str = "agent", since: str | None = None, until: str | None = None) -> list[dict]:
+        return self._call(stats_api.stats, group_by, _when(since), _when(until))
+
+    def usage(self, by: str = "model", since: str | None = None, until: str | None = None) -> list[dict]:
+        return self._call(stats_api.usage, by, _when(since), _when(until))
+
     def delete_run(self, run_id: str) -> runs.Deleted:
         return self._call(runs.delete_run, run_id)
 
     def close(self) -> None:
         self.store.close()
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def open_reader(url: str, api_key: str | None, tenant: str | None, store_dsn: str) -> tuple[Any, str]:

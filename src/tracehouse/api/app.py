@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from tracehouse import __version__
 from tracehouse.api.agents import router as agents_router
 from tracehouse.api.runs import router as runs_router
+from tracehouse.api.stats import router as stats_router
 from tracehouse.ingest.otlp_http import router as otlp_router
 from tracehouse.ingest.receiver import Receiver
 from tracehouse.ingest.writer import Writer
@@ -21,6 +22,7 @@ def create_app(receiver: Receiver, writer: Writer) -> FastAPI:
     app.include_router(otlp_router)
     app.include_router(agents_router)
     app.include_router(runs_router)
+    app.include_router(stats_router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict:

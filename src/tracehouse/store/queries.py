@@ -396,3 +396,84 @@ def conversation_events(store: Any, tenant: str, conversation_id: str) -> list[E
         "WHERE Tenant = {tenant:String} AND ConversationId = {conversation_id:String}"
     )
     return _select_events(store, f"RunId IN ({runs})", {"tenant": tenant, "conversation_id": conversation_id})
+
+
+_STATS_GROUPS = {"agent": "AgentName", "user": "UserId", "tenant": "Tenant"}
+_USAGE_GROUPS = {"model": "Model", "provider": "Provider", "agent": "AgentName", "user": "UserId", "run": "RunId"}
+
+
+def _window(since: datetime | None, until: datetime | None, column: str) -> tuple[str, dict[str, Any]]:
+    where, params = [], {}
+    if since is not None:
+        where.append(f"{column} >= {{since:DateTime64(9)}}")
+        params["since"] = since
+    if until is not None:
+        where.append(f"{column} < {{until:DateTime64(9)}}")
+        params["until"] = until
+    return "".join(f" AND {w}" for w in where), params
+
+
+def stats(
+    store: Any, tenant: str, *, group_by: str = "agent", since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Run statistics per agent, user or tenant over a time window (by run start)."""
+    if group_by not in _STATS_GROUPS:
+        raise ValueError(f"group_by must be one of {', '.join(_STATS_GROUPS)}")
+    window, params = _window(since, until, "StartedAt")
+    done = f"Status != '{Status.RUNNING.value}'"
+    sql = f"""
+        SELECT {_STATS_GROUPS[group_by]} AS key, count() AS runs,
+               countIf(Status = '{Status.COMPLETED.value}') AS completed,
+               countIf(Status = '{Status.FAILED.value}') AS failed,
+               countIf(Status = '{Status.CANCELLED.value}') AS cancelled,
+               countIf(Status = '{Status.RUNNING.value}') AS running,
+               if(countIf({done}) = 0, 0, completed / countIf({done})) AS success_rate,
+               quantileIf(0.5)(DurationNs, {done}) / 1e9 AS p50_seconds,
+               quantileIf(0.95)(DurationNs, {done}) / 1e9 AS p95_seconds,
+               avg(NodeCount) AS avg_nodes, sum(LlmCalls) AS llm_calls, sum(InputTokens) AS input_tokens,
+               sum(OutputTokens) AS output_tokens, sum(CostUsd) AS cost_usd
+        FROM {store.table(schema.RUNS)} FINAL
+        WHERE Tenant = {{tenant:String}}{window}
+        GROUP BY key ORDER BY runs DESC, key
+    """
+    return _dicts(store, sql, {"tenant": tenant, **params})
+
+
+def usage(
+    store: Any, tenant: str, *, by: str = "model", since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """LLM usage (calls, tokens, cost) grouped by model, provider, agent, user or run."""
+    if by not in _USAGE_GROUPS:
+        raise ValueError(f"by must be one of {', '.join(_USAGE_GROUPS)}")
+    window, params = _window(since, until, "Timestamp")
+    sql = f"""
+        SELECT {_USAGE_GROUPS[by]} AS key, count() AS llm_calls, sum(InputTokens) AS input_tokens,
+               sum(OutputTokens) AS output_tokens, sum(CacheReadTokens) AS cache_read_tokens,
+               sum(ReasoningTokens) AS reasoning_tokens, sum(CostUsd) AS cost_usd
+        FROM {store.table(schema.SPANS)} FINAL
+        WHERE Tenant = {{tenant:String}} AND NodeType = '{NodeType.LLM.value}'{window}
+        GROUP BY key ORDER BY cost_usd DESC, key
+    """
+    return _dicts(store, sql, {"tenant": tenant, **params})
+
+
+def node_performance(
+    store: Any, tenant: str, *, since: datetime | None = None, until: datetime | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Nodes by name and type: how often they ran, how slow (p50/p95) and how often they failed,
+    slowest first."""
+    window, params = _window(since, until, "Timestamp")
+    sql = f"""
+        SELECT SpanName AS name, NodeType AS type, count() AS executions,
+               countIf(Status = '{Status.FAILED.value}') AS failures, failures / executions AS failure_rate,
+               quantile(0.5)(Duration) / 1e9 AS p50_seconds, quantile(0.95)(Duration) / 1e9 AS p95_seconds
+        FROM {store.table(schema.SPANS)} FINAL
+        WHERE Tenant = {{tenant:String}} AND NOT RunRoot AND RunId != ''{window}
+        GROUP BY name, type ORDER BY p95_seconds DESC, name LIMIT {{limit:UInt32}}
+    """
+    return _dicts(store, sql, {"tenant": tenant, "limit": limit, **params})
+
+
+def _dicts(store: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    result = store.client.query(sql, parameters=params)
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]

@@ -59,7 +59,9 @@ def test_usage_by_model_and_node_performance(filled):
     rows = queries.usage(store, "default", by="model")
     assert {r["key"]: [r["llm_calls"], r["input_tokens"]] for r in rows} == {k: v[:2] for k, v in expected.items()}
     assert [r["cost_usd"] for r in rows] == sorted((r["cost_usd"] for r in rows), reverse=True)
-    assert sum(r["llm_calls"] for r in queries.usage(store, "default", by="run")) == sum(v[0] for v in expected.values())
+    assert sum(r["llm_calls"] for r in queries.usage(store, "default", by="run")) == sum(
+        v[0] for v in expected.values()
+    )
     slowest = queries.node_performance(store, "default", limit=3)
     assert slowest[0]["name"] == "execute_tool search_hotels" and slowest[0]["failure_rate"] == pytest.approx(0.5)
     assert len(slowest) == 3

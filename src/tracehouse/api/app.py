@@ -8,6 +8,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from tracehouse import __version__
 from tracehouse.api.agents import router as agents_router
+from tracehouse.api.live import LiveHub
+from tracehouse.api.live import router as live_router
 from tracehouse.api.runs import router as runs_router
 from tracehouse.api.stats import router as stats_router
 from tracehouse.ingest.otlp_http import router as otlp_router
@@ -23,6 +25,9 @@ def create_app(receiver: Receiver, writer: Writer) -> FastAPI:
     app.include_router(agents_router)
     app.include_router(runs_router)
     app.include_router(stats_router)
+    app.state.live = LiveHub()
+    writer.listeners.append(app.state.live.publish)
+    app.include_router(live_router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict:

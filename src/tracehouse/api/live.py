@@ -1,0 +1,174 @@
+"""``/ws/events``: runs as they happen, pushed over a WebSocket.
+
+The writer reports each stored batch (:meth:`LiveHub.publish`, called from its thread); the hub
+turns it into events and hands them to every subscriber whose filters match, on the server's
+event loop:
+
+- ``execution_started``: the first time a run is seen (spans of a run arrive as they end, so
+  this comes with the first finished node, or with the run itself for a run without nodes);
+- ``node_executed``: each finished node, in start order;
+- ``execution_completed`` / ``execution_failed``: when the run's own span arrives (a cancelled
+  run is ``execution_failed`` with status ``cancelled``).
+
+Query parameters: ``agent``, ``run_id``; ``api_key`` (or the usual headers) when the server has
+keys, since browsers cannot set headers on a WebSocket; without a valid one the handshake is
+refused (HTTP 403). A slow subscriber loses events rather than slowing the writer (its queue
+holds 10,000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from tracehouse.ingest.receiver import Unauthenticated
+from tracehouse.model import DEFAULT_TENANT, Event, Node, Status
+
+router = APIRouter()
+_SEEN_RUNS = 100_000  # runs remembered as started
+_QUEUE = 10_000
+
+
+@dataclass
+class _Subscriber:
+    tenant: str
+    agent: str | None
+    run_id: str | None
+    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(_QUEUE))
+
+    def wants(self, message: dict[str, Any]) -> bool:
+        return (
+            message["tenant"] == self.tenant
+            and (self.run_id is None or message["run_id"] == self.run_id)
+            and (self.agent is None or message["agent"] == self.agent)
+        )
+
+
+def _node(node: Node) -> dict[str, Any]:
+    return {
+        "id": node.span_id,
+        "name": node.name,
+        "type": node.type.value,
+        "status": node.status.value,
+        "started_at": node.started_at.isoformat(),
+        "duration_ms": node.duration_ns / 1e6,
+        "model": node.model,
+        "input_tokens": node.usage.input_tokens,
+        "output_tokens": node.usage.output_tokens,
+        "cost_usd": node.cost_usd,
+        "error": node.status_message,
+    }
+
+
+class LiveHub:
+    def __init__(self) -> None:
+        self._subscribers: list[_Subscriber] = []
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._agents: dict[tuple[str, str], str] = {}
+
+    def messages(self, nodes: Sequence[Node]) -> list[dict[str, Any]]:
+        """A batch's events, in order: starts, nodes by start, then completions."""
+        out: list[dict[str, Any]] = []
+        roots = {(n.tenant, n.run_id): n for n in nodes if n.run_root}
+        for key, root in roots.items():
+            self._agents[key] = root.agent_name
+        for node in sorted(nodes, key=lambda n: n.started_at):
+            key = (node.tenant, node.run_id)
+            if not node.run_id:
+                continue
+            agent = self._agents.get(key) or node.agent_name
+            if key not in self._started:
+                self._started[key] = None
+                if len(self._started) > _SEEN_RUNS:
+                    old, _ = self._started.popitem(last=False)
+                    self._agents.pop(old, None)
+                out.append({"type": "execution_started", "tenant": node.tenant, "run_id": node.run_id, "agent": agent})
+            if not node.run_root:
+                out.append(
+                    {
+                        "type": "node_executed",
+                        "tenant": node.tenant,
+                        "run_id": node.run_id,
+                        "agent": agent,
+                        "node": _node(node),
+                    }
+                )
+        for (tenant, run_id), root in roots.items():
+            kind = "execution_completed" if root.status is Status.COMPLETED else "execution_failed"
+            out.append(
+                {
+                    "type": kind,
+                    "tenant": tenant,
+                    "run_id": run_id,
+                    "agent": root.agent_name,
+                    "status": root.status.value,
+                    "duration_ms": root.duration_ns / 1e6,
+                    "error": root.status_message,
+                }
+            )
+        return out
+
+    def publish(self, nodes: Sequence[Node], events: Sequence[Event] = ()) -> None:
+        """Called by the writer after it stored a batch (from its own thread)."""
+        with self._lock:
+            messages = self.messages(nodes)
+            subscribers = list(self._subscribers)
+        loop = self._loop
+        if not messages or not subscribers or loop is None:
+            return
+        for message in messages:
+            for subscriber in subscribers:
+                if subscriber.wants(message):
+                    loop.call_soon_threadsafe(_offer, subscriber.queue, message)
+
+    def subscribe(self, subscriber: _Subscriber) -> None:
+        self._loop = asyncio.get_running_loop()
+        with self._lock:
+            self._subscribers.append(subscriber)
+
+    def unsubscribe(self, subscriber: _Subscriber) -> None:
+        with self._lock:
+            self._subscribers.remove(subscriber)
+
+
+def _offer(queue: asyncio.Queue, message: dict[str, Any]) -> None:
+    if not queue.full():
+        queue.put_nowait(message)
+
+
+@router.websocket("/ws/events")
+async def events(
+    websocket: WebSocket,
+    agent: str | None = None,
+    run_id: str | None = None,
+    api_key: str | None = None,
+    tenant: str | None = None,
+) -> None:
+    receiver = websocket.app.state.receiver
+    hub: LiveHub = websocket.app.state.live
+    try:
+        keyed = receiver.auth.tenant(
+            websocket.headers.get("authorization"), api_key or websocket.headers.get("x-api-key")
+        )
+    except Unauthenticated:
+        await websocket.close(code=1008, reason="a valid API key is required")
+        return
+    await websocket.accept()
+    subscriber = _Subscriber(keyed or tenant or DEFAULT_TENANT, agent, run_id)
+    hub.subscribe(subscriber)
+    try:
+        while True:
+            message = await subscriber.queue.get()
+            await websocket.send_json({k: v for k, v in message.items() if k != "tenant"})
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unsubscribe(subscriber)

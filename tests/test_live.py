@@ -1,0 +1,77 @@
+"""The live stream: a real WebSocket client following runs as a real server stores them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+import tracehouse
+
+
+class Boom(Exception):
+    pass
+
+
+def _collect(ws, until_runs: int) -> list[dict]:
+    messages, finished = [], 0
+    while finished < until_runs:
+        message = json.loads(ws.recv(timeout=30))
+        messages.append(message)
+        finished += message["type"] in ("execution_completed", "execution_failed")
+    return messages
+
+
+def test_runs_stream_in_order_with_filters(served):
+    srv = served()
+    ws_base = srv.http.replace("http://", "ws://")
+    with (
+        connect(f"{ws_base}/ws/events?agent=live-agent") as everything,
+        connect(f"{ws_base}/ws/events?agent=other-agent") as unrelated,
+    ):
+        config = tracehouse.configure("live", endpoint=srv.http, batch=False)
+        with tracehouse.run("live-agent") as ok:
+            with tracehouse.node("think"):
+                pass
+            with tracehouse.tool("search"):
+                pass
+        with pytest.raises(Boom), tracehouse.run("live-agent") as failing:
+            with tracehouse.node("explode"):
+                raise Boom("kaboom")
+        config.flush()
+        messages = _collect(everything, until_runs=2)
+        with pytest.raises(TimeoutError):
+            unrelated.recv(timeout=2)  # another agent's subscriber hears nothing
+    per_run = {run.run_id: [m for m in messages if m["run_id"] == run.run_id] for run in (ok, failing)}
+    assert [(m["type"], m.get("node", {}).get("name")) for m in per_run[ok.run_id]] == [
+        ("execution_started", None),
+        ("node_executed", "think"),
+        ("node_executed", "execute_tool search"),
+        ("execution_completed", None),
+    ]
+    assert per_run[ok.run_id][-1]["status"] == "completed" and per_run[ok.run_id][0]["agent"] == "live-agent"
+    failed = per_run[failing.run_id]
+    assert [m["type"] for m in failed] == ["execution_started", "node_executed", "execution_failed"]
+    assert failed[1]["node"]["status"] == "failed" and failed[-1]["error"] == "kaboom"
+    assert all("tenant" not in m for m in messages)
+
+
+def test_a_run_filter_and_keys(served):
+    srv = served("--api-keys", "k1:acme")
+    ws_base = srv.http.replace("http://", "ws://")
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{ws_base}/ws/events")  # no key: the handshake is refused
+    assert refused.value.response.status_code == 403
+    config = tracehouse.configure("live", endpoint=srv.http, api_key="k1", batch=False)
+    run_id = tracehouse.instrument.new_run_id()
+    with connect(f"{ws_base}/ws/events?run_id={run_id}&api_key=k1") as one_run:
+        with tracehouse.run("a"):
+            pass
+        with tracehouse.run("b", run_id=run_id):
+            pass
+        config.flush()
+        messages = _collect(one_run, until_runs=1)
+    assert {m["run_id"] for m in messages} == {run_id}
+    assert [m["type"] for m in messages] == ["execution_started", "execution_completed"]

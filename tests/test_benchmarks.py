@@ -35,3 +35,10 @@ def test_instrument_benchmark_runs():
     report = _run("instrument.py", "--spans", "2000", "--rounds", "1")
     assert set(report["ns_per_span"]) == {"bare_node", "tracehouse_node", "bare_llm_call", "tracehouse_llm_call"}
     assert report["node_ratio"] > 0 and report["llm_call_ratio"] > 0
+
+
+def test_queries_benchmark_runs():
+    report = _run("queries.py", "--runs", "300", "--batch", "100", "--samples", "5")
+    assert report["spans"] > 3000 and report["run_rows"] == 600
+    assert set(report["latency"]) == {"history_page", "history_page_agent", "run_logs", "replay", "stats_30_days"}
+    assert all(v["p95_ms"] > 0 for v in report["latency"].values())

@@ -1,0 +1,106 @@
+"""Read latency on a large store: history page, run logs, replay, 30-day statistics.
+
+Fills an embedded store through the normal write path with seeded sample runs spread over
+30 days (about 10.6 spans and 2 run rows each, so 100,000 runs are over a million spans), lets
+the tables merge (``OPTIMIZE ... FINAL``, the state of a store after its background merges),
+then times each read through the functions the HTTP routes call. Prints one JSON object.
+
+    .venv/bin/python benchmarks/queries.py --runs 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+
+from tracehouse.api import agents, runs
+from tracehouse.api import stats as stats_api
+from tracehouse.demo import sample_run
+from tracehouse.replay import Mode
+from tracehouse.store import Store, schema
+
+
+def _timed(fn, samples: int) -> dict[str, float]:
+    times = []
+    for i in range(samples):
+        started = time.perf_counter()
+        fn(i)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"p50_ms": round(statistics.median(times), 2), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=2000, help="runs per write")
+    parser.add_argument("--samples", type=int, default=200, help="timed reads of each kind")
+    args = parser.parse_args()
+
+    store = Store.open(f"chdb://{tempfile.mkdtemp(prefix='tracehouse-queries-')}")
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    starts = sorted(now - timedelta(seconds=rng.uniform(60, 30 * 86_400)) for _ in range(args.runs))
+    run_ids: list[str] = []
+    filled = time.perf_counter()
+    for offset in range(0, args.runs, args.batch):
+        nodes, events = [], []
+        for i in range(offset, min(offset + args.batch, args.runs)):
+            sample = sample_run(
+                i, started_at=starts[i], agent=("trip-planner", "support-bot", "researcher")[i % 3], fail=i % 9 == 0
+            )
+            nodes += sample.nodes
+            events += sample.events
+            run_ids.append(sample.run_id)
+        store.write(nodes, events)
+    fill_seconds = time.perf_counter() - filled
+    for table in (schema.SPANS, schema.RUNS, schema.EVENTS, schema.AGENT_DAILY):
+        store.client.command(f"OPTIMIZE TABLE {store.table(table)} FINAL")
+    spans = store.query(f"SELECT count() FROM {store.table(schema.SPANS)}")[0][0]
+    run_rows = store.query(f"SELECT count() FROM {store.table(schema.RUNS)}")[0][0]
+
+    scope = (store, "default")
+    picks = [rng.choice(run_ids) for _ in range(args.samples)]
+    month = now - timedelta(days=30)
+    results = {
+        "history_page": _timed(
+            lambda i: agents.history(scope=scope, agent_id=None, skip=(i % 5) * 100, limit=100), args.samples
+        ),
+        "history_page_agent": _timed(
+            lambda i: agents.history(scope=scope, agent_id="researcher", skip=0, limit=100), args.samples
+        ),
+        "run_logs": _timed(lambda i: agents.logs(picks[i], scope=scope), args.samples),
+        "replay": _timed(lambda i: runs.run_events(picks[i], Mode.FULL, scope=scope), args.samples),
+        "stats_30_days": _timed(
+            lambda i: stats_api.stats("agent", month, None, scope=scope), max(20, args.samples // 10)
+        ),
+    }
+    print(
+        json.dumps(
+            {
+                "benchmark": "queries",
+                "runs_written": args.runs,
+                "run_rows": run_rows,
+                "spans": spans,
+                "fill_seconds": round(fill_seconds, 1),
+                "latency": results,
+                "targets_ms_p95": {"history_page": 50, "run_logs": 50, "replay": 100, "stats_30_days": 300},
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            },
+            indent=2,
+        )
+    )
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

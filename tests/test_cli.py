@@ -20,6 +20,9 @@ def test_demo_fills_a_fresh_store_and_shows_a_run(tmp_path):
     assert re.search(r"^│  └─ chat gpt-4o-mini  \[llm\]  completed .* tokens  \$0\.\d{4}$", tree, re.MULTILINE)
     assert re.search(r"search_hotels  \[tool\]  failed .* error: TimeoutError", tree)
     assert re.search(r"^├─ invoke_agent budget-checker  \[agent\] .* run run-", tree, re.MULTILINE)
+    replay = out.split("Its replay", 1)[1]
+    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3}  user +Plan a 3-day trip", replay, re.MULTILINE)
+    assert re.search(r"tool_call search_flights", replay) and re.search(r"checkpoint after-search", replay)
     # A second demo adds to the same store.
     again = run_cli("demo", "--runs", "1", cwd=str(tmp_path))
     assert again.returncode == 0, again.stderr

@@ -322,6 +322,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         root = next(n for n in shown.nodes if n.run_root)
         print(f"\nThe newest run, {shown.run_id}, span by span:\n")
         print(format_tree(queries.trace_nodes(store, tenant, root.trace_id)))
+        from tracehouse.api.runs import run_events
+        from tracehouse.replay import Mode
+
+        print(f"\nIts replay (tracehouse replay {shown.run_id} --store {args.store}):\n")
+        print(format_replay(run_events(shown.run_id, Mode.FULL, scope=(store, tenant))))
     return 0
 
 

@@ -205,7 +205,6 @@ def sample_run(
         critique = b.node(run_id, root.span_id, "critique", 10_700, 1_800, type=NodeType.STEP)
         b.llm(run_id, critique.span_id, "claude-sonnet-4", 10_720, "Critique this plan.", "Add a rain day option.")
         b.llm(run_id, root.span_id, "gpt-4o-mini", 12_600, "Write the final answer.", answer)
-        b.event(root, EventKind.MESSAGE, 14_000, role="assistant", content=answer)
     return b.out
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from tracehouse.model import Event, Node, NodeType, Run, SpanEvent, SpanLink, Status, Usage
-from tracehouse.store import schema
+from tracehouse.store import rows, schema
 
 _RUN_LIST_COLUMNS = (
     "Tenant",
@@ -329,58 +329,12 @@ def root_output(store: Any, tenant: str, run: Run) -> str:
     return rows[0][0] if rows else ""
 
 
-_EVENT_COLUMNS = (
-    "Tenant",
-    "RunId",
-    "ConversationId",
-    "TraceId",
-    "SpanId",
-    "Seq",
-    "Timestamp",
-    "Kind",
-    "Role",
-    "Name",
-    "Content",
-    "ToolCallId",
-    "Attributes",
-    "TtlDays",
-    "PayloadTtlDays",
-)
-
-
 def _select_events(store: Any, where: str, params: dict[str, Any]) -> list[Event]:
     sql = (
-        f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {store.table(schema.EVENTS)} FINAL "
+        f"SELECT {', '.join(rows.EVENT_COLUMNS)} FROM {store.table(schema.EVENTS)} FINAL "
         f"WHERE Tenant = {{tenant:String}} AND {where} ORDER BY Timestamp, SpanId, Seq"
     )
-    return [
-        Event(
-            **dict(
-                zip(
-                    (
-                        "tenant",
-                        "run_id",
-                        "conversation_id",
-                        "trace_id",
-                        "span_id",
-                        "seq",
-                        "timestamp",
-                        "kind",
-                        "role",
-                        "name",
-                        "content",
-                        "tool_call_id",
-                        "attributes",
-                        "ttl_days",
-                        "payload_ttl_days",
-                    ),
-                    row,
-                    strict=True,
-                )
-            )
-        )
-        for row in store.query(sql, params)
-    ]
+    return [Event(**dict(zip(rows.EVENT_FIELDS, row, strict=True))) for row in store.query(sql, params)]
 
 
 def run_events(store: Any, tenant: str, run_id: str) -> list[Event]:

@@ -26,6 +26,11 @@ EVENT_COLUMNS = (
     "Tenant", "RunId", "ConversationId", "TraceId", "SpanId", "Seq", "Timestamp", "Kind", "Role",
     "Name", "Content", "ToolCallId", "Attributes", "TtlDays", "PayloadTtlDays",
 )  # fmt: skip
+# The Event model's fields, in EVENT_COLUMNS order (for reading rows back).
+EVENT_FIELDS = (
+    "tenant", "run_id", "conversation_id", "trace_id", "span_id", "seq", "timestamp", "kind", "role",
+    "name", "content", "tool_call_id", "attributes", "ttl_days", "payload_ttl_days",
+)  # fmt: skip
 
 LOG_COLUMNS = (
     "Timestamp", "TraceId", "SpanId", "TraceFlags", "SeverityText", "SeverityNumber", "ServiceName",

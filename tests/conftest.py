@@ -67,3 +67,13 @@ def served(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _unconfigure_tracehouse():
+    """Whatever a test configured for the instrumentation ends with it (exporters to servers
+    that are gone, logging handlers) instead of leaking into the next tests."""
+    yield
+    from tracehouse.instrument import shutdown
+
+    shutdown()

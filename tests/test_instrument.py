@@ -484,3 +484,25 @@ def test_logs_carry_the_current_span_and_run(store):
     assert rows == [("stored failure", "ERROR", stored_run.run_id)]
     tracehouse.configure(exporter=InMemorySpanExporter(), logs=False, batch=False)  # the handler goes away
     assert not any(type(h).__name__ == "LoggingHandler" for h in logging.getLogger().handlers)
+
+
+def test_shutdown_undoes_configure_and_opentelemetry_logs_are_not_forwarded():
+    import logging
+
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+
+    from tracehouse.instrument import shutdown
+
+    logs = InMemoryLogRecordExporter()
+    spans = InMemorySpanExporter()
+    tracehouse.configure(exporter=spans, log_exporter=logs, batch=False)
+    logging.getLogger("opentelemetry.exporter.otlp.test").error("exporter trouble")  # must not loop back
+    logging.getLogger("tests.app").error("app trouble")
+    assert [r.log_record.body for r in logs.get_finished_logs()] == ["app trouble"]
+    shutdown()
+    with tracehouse.run("after-shutdown"):
+        pass
+    logging.getLogger("tests.app").error("not exported")
+    assert "invoke_agent after-shutdown" not in [s.name for s in spans.get_finished_spans()]
+    assert len(logs.get_finished_logs()) == 1
+    assert not any(type(h).__name__ == "LoggingHandler" for h in logging.getLogger().handlers)

@@ -15,7 +15,7 @@ from tracehouse.instrument.api import (
     tool,
 )
 from tracehouse.instrument.capture import Capture, Redactor
-from tracehouse.instrument.setup import Configuration, StoreLogExporter, StoreSpanExporter, configure
+from tracehouse.instrument.setup import Configuration, StoreLogExporter, StoreSpanExporter, configure, shutdown
 
 __all__ = [
     "Capture",
@@ -35,5 +35,6 @@ __all__ = [
     "new_run_id",
     "node",
     "run",
+    "shutdown",
     "tool",
 ]

@@ -105,9 +105,13 @@ class StoreLogExporter(LogRecordExporter):
 
 
 class _RunFilter(logging.Filter):
-    """Adds the current run's id to log records (the handler turns it into an attribute)."""
+    """Adds the current run's id to log records (the handler turns it into an attribute), and
+    keeps OpenTelemetry's own records out: an exporter reporting its failure through the very
+    handler that exports would loop."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("opentelemetry"):
+            return False
         info = current_run()
         if info is not None and not hasattr(record, semconv.TRACEHOUSE_RUN_ID):
             setattr(record, semconv.TRACEHOUSE_RUN_ID, info.run_id)
@@ -257,6 +261,23 @@ def configure(
         logger_provider, handler = _configure_logs(provider, log_exporter if logs else None, batch)
         _current = Configuration(provider, exporter, capture, logger_provider, handler)
         return _current
+
+
+def shutdown() -> None:
+    """Undo ``configure()``: export what is buffered, stop tracehouse's processors, and remove
+    its logging handler. The tracer provider stays (OpenTelemetry allows setting it once)."""
+    global _current
+    with _lock:
+        if _current is None:
+            return
+        if _processor is not None:
+            _processor.force_flush()
+            for processor in _processor.delegates:
+                processor.shutdown()
+            _processor.delegates = []
+        _configure_logs(_current.provider, None, batch=False)
+        _current = None
+        settings.set_capture(None)
 
 
 def _configure_logs(

@@ -10,10 +10,8 @@ Times are timezone-aware UTC datetimes; durations are nanoseconds, as in OTLP.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -275,16 +273,3 @@ def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     """A short single-line preview of a payload, for lists (whitespace runs become one space)."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def coerce_attributes(values: dict[str, Any]) -> dict[str, str]:
-    """Attribute maps are stored as strings, as the Collector's exporter stores them."""
-    return {key: value if isinstance(value, str) else _attr_string(value) for key, value in values.items()}
-
-
-def _attr_string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value) if isinstance(value, float) else str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)

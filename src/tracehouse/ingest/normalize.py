@@ -64,7 +64,9 @@ def any_value(value: AnyValue) -> Any:
     return getattr(value, which)
 
 
-def _as_string(value: Any) -> str:
+def attribute_string(value: Any) -> str:
+    """An attribute value as the tables store it (the Collector exporter's encoding): strings
+    as they are, booleans as true/false, numbers as Python writes them, the rest as JSON."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -80,7 +82,7 @@ def _as_string(value: Any) -> str:
 
 def attributes(kvs: Iterable[KeyValue]) -> dict[str, str]:
     """OTLP attributes as the string map the tables store (the Collector exporter's encoding)."""
-    return {kv.key: _as_string(any_value(kv.value)) for kv in kvs}
+    return {kv.key: attribute_string(any_value(kv.value)) for kv in kvs}
 
 
 def _int(attrs: dict[str, str], *keys: str) -> int:
@@ -115,7 +117,7 @@ def _json(raw: str) -> Any:
 
 
 def _text_message(role: str, content: Any) -> dict:
-    return {"role": role or "user", "parts": [{"type": "text", "content": _as_string(content)}]}
+    return {"role": role or "user", "parts": [{"type": "text", "content": attribute_string(content)}]}
 
 
 def _flattened_messages(attrs: dict[str, str], prefix: str, role_key: str, content_key: str) -> list[dict]:
@@ -486,7 +488,7 @@ def _usage_and_cost(raw: dict[str, str], kind: NodeType, model: str, price: Pric
     stated = _first(raw, semconv.TRACEHOUSE_COST_USD, semconv.OI_LLM_COST_TOTAL)
     if not stated:
         cost_details = _json(raw.get(semconv.LANGFUSE_OBSERVATION_COST_DETAILS, "")) or {}
-        stated = _as_string(cost_details.get("total", "")) if isinstance(cost_details, dict) else ""
+        stated = attribute_string(cost_details.get("total", "")) if isinstance(cost_details, dict) else ""
     try:
         cost = max(0.0, float(stated)) if stated else None
     except ValueError:
@@ -610,7 +612,7 @@ def _replay_events(
 def _system_text(system: str) -> str:
     parts = _json(system)
     if isinstance(parts, list):
-        return "\n".join(_as_string(p.get("content", "")) for p in parts if isinstance(p, dict))
+        return "\n".join(attribute_string(p.get("content", "")) for p in parts if isinstance(p, dict))
     return system
 
 
@@ -624,9 +626,9 @@ def _message_events(event: Callable[..., Event], message: Any, when) -> Iterator
             continue
         kind = part.get("type")
         if kind == "text":
-            texts.append(_as_string(part.get("content", "")))
+            texts.append(attribute_string(part.get("content", "")))
         elif kind == "reasoning":
-            yield event(EventKind.REASONING, when, role=role, content=_as_string(part.get("content", "")))
+            yield event(EventKind.REASONING, when, role=role, content=attribute_string(part.get("content", "")))
         elif kind == "tool_call":
             yield event(
                 EventKind.TOOL_CALL,
@@ -634,7 +636,7 @@ def _message_events(event: Callable[..., Event], message: Any, when) -> Iterator
                 role=role,
                 name=part.get("name", ""),
                 tool_call_id=part.get("id", ""),
-                content=_as_string(part.get("arguments", "")),
+                content=attribute_string(part.get("arguments", "")),
             )
         elif kind == "tool_call_response":
             yield event(
@@ -642,7 +644,7 @@ def _message_events(event: Callable[..., Event], message: Any, when) -> Iterator
                 when,
                 role=role,
                 tool_call_id=part.get("id", ""),
-                content=_as_string(part.get("response", "")),
+                content=attribute_string(part.get("response", "")),
             )
     if texts:
         attrs = {"finish_reason": message["finish_reason"]} if message.get("finish_reason") else {}
@@ -681,7 +683,7 @@ def normalize_logs(
                         severity_text=log.severity_text,
                         severity_number=log.severity_number,
                         service_name=resource.get(semconv.SERVICE_NAME, ""),
-                        body=_as_string(any_value(log.body)),
+                        body=attribute_string(any_value(log.body)),
                         resource_attributes=resource,
                         scope_name=sl.scope.name,
                         scope_version=sl.scope.version,

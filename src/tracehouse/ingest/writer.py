@@ -97,7 +97,7 @@ class Writer:
         interval: float = 1.0,
         max_backoff: float = 30.0,
     ):
-        self._connect = store if callable(store) and not isinstance(store, Store) else None
+        self._connect = store if callable(store) else None
         self.store: Store | None = None if self._connect else store
         self.spool = spool
         self.retention = retention

@@ -199,25 +199,15 @@ def _select_nodes(store: Any, where: str, params: dict[str, Any]) -> list[Node]:
     return [_node(row) for row in store.query(sql, params)]
 
 
-def run_window(store: Any, tenant: str, run_id: str) -> tuple[datetime, datetime] | None:
-    """When a run's spans started: (earliest, latest), from its row in ``runs``."""
-    rows = store.query(
-        f"SELECT StartedAt, EndedAt FROM {store.table(schema.RUNS)} FINAL "
-        "WHERE Tenant = {tenant:String} AND RunId = {run_id:String}",
-        {"tenant": tenant, "run_id": run_id},
-    )
-    return (rows[0][0], rows[0][1]) if rows else None
-
-
 def run_nodes(store: Any, tenant: str, run_id: str) -> list[Node]:
     """Every span of one run in start order (its sub-runs' spans not included), with payloads."""
-    window = run_window(store, tenant, run_id)
-    if window is None:
+    run = run_summary(store, tenant, run_id)  # its row bounds the read to the run's time
+    if run is None:
         return []
     return _select_nodes(
         store,
         "RunId = {run_id:String} AND Timestamp BETWEEN {start:DateTime64(9)} AND {end:DateTime64(9)}",
-        {"tenant": tenant, "run_id": run_id, "start": window[0], "end": window[1]},
+        {"tenant": tenant, "run_id": run_id, "start": run.started_at, "end": run.ended_at or run.started_at},
     )
 
 

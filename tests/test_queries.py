@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,15 +10,7 @@ from tracehouse.demo import sample_run
 from tracehouse.model import Status
 from tracehouse.store import queries, schema
 
-
-def columns_read(store, sql: str, params: dict) -> set[str]:
-    """The table columns a query reads, from the engine's own query plan."""
-    plan = "\n".join(row[0] for row in store.query(f"EXPLAIN actions = 1 {sql}", params))
-    read: set[str] = set()
-    for match in re.finditer(r"^\s*(?:Output|Lazily read columns): (.*)$", plan, re.MULTILINE):
-        read.update(col.strip() for col in match.group(1).split(","))
-    assert read, plan  # the plan format is what we expect, or this helper must change
-    return {c for c in read if not c.startswith("_")}
+from plan_helpers import columns_read
 
 
 def test_listing_runs_reads_no_payload_column(store):

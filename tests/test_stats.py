@@ -62,6 +62,14 @@ def test_usage_by_model_and_node_performance(filled):
     assert sum(r["llm_calls"] for r in queries.usage(store, "default", by="run")) == sum(
         v[0] for v in expected.values()
     )
+    # Calls count for the agent and user of their run (only the run's root span names them).
+    runs = {n.run_id: n for n in nodes if n.run_root}
+    by_agent: dict[str, int] = defaultdict(int)
+    for n in nodes:
+        if n.type is NodeType.LLM:
+            by_agent[runs[n.run_id].agent_name] += 1
+    assert {r["key"]: r["llm_calls"] for r in queries.usage(store, "default", by="agent")} == by_agent
+    assert "" not in {r["key"] for r in queries.usage(store, "default", by="user")}
     slowest = queries.node_performance(store, "default", limit=3)
     assert slowest[0]["name"] == "execute_tool search_hotels" and slowest[0]["failure_rate"] == pytest.approx(0.5)
     assert len(slowest) == 3

@@ -343,7 +343,10 @@ def conversation_events(store: Any, tenant: str, conversation_id: str) -> list[E
 
 
 _STATS_GROUPS = {"agent": "AgentName", "user": "UserId", "tenant": "Tenant"}
-_USAGE_GROUPS = {"model": "Model", "provider": "Provider", "agent": "AgentName", "user": "UserId", "run": "RunId"}
+_USAGE_GROUPS = {"model": "s.Model", "provider": "s.Provider", "agent": "r.AgentName", "user": "r.UserId", "run": "s.RunId"}
+# Only a run's root span names its agent (and often its user), so LLM calls are attributed to
+# the agent and user of the run they belong to.
+_USAGE_BY_RUN = {"agent", "user"}
 
 
 def _window(since: datetime | None, until: datetime | None, column: str) -> tuple[str, dict[str, Any]]:
@@ -389,13 +392,18 @@ def usage(
     """LLM usage (calls, tokens, cost) grouped by model, provider, agent, user or run."""
     if by not in _USAGE_GROUPS:
         raise ValueError(f"by must be one of {', '.join(_USAGE_GROUPS)}")
-    window, params = _window(since, until, "Timestamp")
+    window, params = _window(since, until, "s.Timestamp")
+    join = ""
+    if by in _USAGE_BY_RUN:
+        join = f"""
+        INNER JOIN (SELECT Tenant, RunId, AgentName, UserId FROM {store.table(schema.RUNS)} FINAL
+                    WHERE Tenant = {{tenant:String}}) AS r ON s.Tenant = r.Tenant AND s.RunId = r.RunId"""
     sql = f"""
-        SELECT {_USAGE_GROUPS[by]} AS key, count() AS llm_calls, sum(InputTokens) AS input_tokens,
-               sum(OutputTokens) AS output_tokens, sum(CacheReadTokens) AS cache_read_tokens,
-               sum(ReasoningTokens) AS reasoning_tokens, sum(CostUsd) AS cost_usd
-        FROM {store.table(schema.SPANS)} FINAL
-        WHERE Tenant = {{tenant:String}} AND NodeType = '{NodeType.LLM.value}'{window}
+        SELECT {_USAGE_GROUPS[by]} AS key, count() AS llm_calls, sum(s.InputTokens) AS input_tokens,
+               sum(s.OutputTokens) AS output_tokens, sum(s.CacheReadTokens) AS cache_read_tokens,
+               sum(s.ReasoningTokens) AS reasoning_tokens, sum(s.CostUsd) AS cost_usd
+        FROM {store.table(schema.SPANS)} AS s FINAL{join}
+        WHERE s.Tenant = {{tenant:String}} AND s.NodeType = '{NodeType.LLM.value}'{window}
         GROUP BY key ORDER BY cost_usd DESC, key
     """
     return _dicts(store, sql, {"tenant": tenant, **params})

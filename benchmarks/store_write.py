@@ -30,6 +30,20 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _bytes_on_disk(store: Store) -> dict[str, int]:
+    """Compressed bytes of each table's active parts, after merging them (for sizing)."""
+    database = store.layout.database
+    tables = [t for (t,) in store.query("SELECT name FROM system.tables WHERE database = {d:String} "
+                                        "AND engine LIKE '%MergeTree'", {"d": database})]  # fmt: skip
+    for table in tables:
+        store.client.command(f"OPTIMIZE TABLE {database}.{table} FINAL")
+    rows = store.query(
+        "SELECT table, sum(bytes_on_disk) FROM system.parts WHERE database = {d:String} AND active GROUP BY table",
+        {"d": database},
+    )
+    return {table: int(size) for table, size in sorted(rows)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5000)
@@ -60,6 +74,7 @@ def main() -> int:
             t0 = time.perf_counter()
             queries.list_runs(store, "default", top_level=True, limit=100, offset=(i % 10) * 100)
             latencies.append((time.perf_counter() - t0) * 1000)
+        disk = _bytes_on_disk(store)
     result = {
         "benchmark": "store_write",
         "runs": args.runs,
@@ -70,6 +85,8 @@ def main() -> int:
         "write_spans_per_s": round(spans / (insert_s + refresh_s)),
         "history_page_ms_p50": round(statistics.median(latencies), 2),
         "history_page_ms_p95": round(_percentile(latencies, 0.95), 2),
+        "disk_bytes_by_table": disk,
+        "disk_bytes_per_span": round(sum(disk.values()) / spans),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }

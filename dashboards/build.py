@@ -223,8 +223,14 @@ def dashboard(uid: str, title: str, description: str, variables: list[dict], pan
         "refresh": "1m",
         "annotations": {"list": []},
         "links": [
-            {"type": "dashboards", "title": "tracehouse", "tags": ["tracehouse"], "asDropdown": True,
-             "includeVars": True, "keepTime": True}  # fmt: skip
+            {
+                "type": "dashboards",
+                "title": "tracehouse",
+                "tags": ["tracehouse"],
+                "asDropdown": True,
+                "includeVars": True,
+                "keepTime": True,
+            }  # fmt: skip
         ],
         "templating": {"list": variables},
         "panels": placed,

@@ -50,7 +50,7 @@ def _args(text: str, open_at: int) -> tuple[list[str], int]:
         else:
             current.append(ch)
         i += 1
-    raise ValueError(f"unbalanced parentheses in {text[open_at:open_at + 80]!r}")
+    raise ValueError(f"unbalanced parentheses in {text[open_at : open_at + 80]!r}")
 
 
 def conditional_all(sql: str, ctx: Context) -> str:

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from grafana_macros import ALL, Context, expand
+from plan_helpers import columns_read
 
 from tracehouse.demo import sample_runs
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.model import LogRecord
 from tracehouse.store import schema
-
-from grafana_macros import ALL, Context, expand
-from plan_helpers import columns_read
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = ROOT / "dashboards"

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from plan_helpers import columns_read
 
 from tracehouse.demo import sample_run
 from tracehouse.model import Status
 from tracehouse.store import queries, schema
-
-from plan_helpers import columns_read
 
 
 def test_listing_runs_reads_no_payload_column(store):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
+from tracehouse import semconv
+from tracehouse.model import DEFAULT_TENANT, DEFAULT_TTL_DAYS
 from tracehouse.store import migrations, schema
 
 # The OpenTelemetry Collector ClickHouse exporter's otel_traces and otel_logs columns, with the
@@ -165,16 +168,60 @@ def test_migrations_are_recorded_and_idempotent(store):
     assert store.schema_version() == migrations.LATEST_VERSION
     assert migrations.migrate(store.client, store.layout) == []
     assert migrations.migrate(store.client, store.layout) == []
-    rows = store.query(f"SELECT Version, count() FROM {store.table(schema.MIGRATIONS)} GROUP BY Version")
-    assert rows == [(migrations.LATEST_VERSION, 1)]
+    table = store.table(schema.MIGRATIONS)
+    rows = store.query(f"SELECT Version, count() FROM {table} GROUP BY Version ORDER BY Version")
+    assert rows == [(m.version, 1) for m in migrations.MIGRATIONS]
 
 
 def test_a_half_applied_migration_is_completed_at_the_next_start(store):
     # Simulate a crash after some statements: drop a table and forget the version.
     store.client.command(f"DROP TABLE {store.table(schema.EVENTS)} SYNC")
     store.client.command(f"TRUNCATE TABLE {store.table(schema.MIGRATIONS)}")
-    assert migrations.migrate(store.client, store.layout) == [1]
+    assert migrations.migrate(store.client, store.layout) == [m.version for m in migrations.MIGRATIONS]
     assert schema.EVENTS in _tables(store)
+
+
+# The column list the OpenTelemetry Collector's ClickHouse exporter inserts (its traces_insert.sql).
+COLLECTOR_SPAN_COLUMNS = [
+    "Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind", "ServiceName",
+    "ResourceAttributes", "ScopeName", "ScopeVersion", "SpanAttributes", "Duration", "StatusCode", "StatusMessage",
+    "Events.Timestamp", "Events.Name", "Events.Attributes", "Links.TraceId", "Links.SpanId", "Links.TraceState",
+    "Links.Attributes",
+]  # fmt: skip
+
+
+def test_spans_the_collector_exporter_writes_are_kept_with_defaults(store):
+    # Without the defaults such a row would get a retention of 0 days and be dropped on insert.
+    now = datetime.now(UTC)
+    run = "0193a1b2-run"
+    rows = [
+        [now, "a" * 32, "1" * 16, "", "", "agent", "Internal", "svc", {}, "s", "1", {semconv.TRACEHOUSE_RUN_ID: run},
+         5_000_000, "Error", "boom", [], [], [], [], [], [], []],
+        [now, "b" * 32, "2" * 16, "", "", "plain", "Internal", "svc", {}, "s", "1", {}, 1_000, "Ok", "", [], [], [], [],
+         [], [], []],
+    ]  # fmt: skip
+    store.client.insert(store.table(schema.SPANS), rows, column_names=COLLECTOR_SPAN_COLUMNS)
+    got = store.query(
+        f"SELECT TraceId, Tenant, RunId, RunRoot, Status, TtlDays, PayloadTtlDays FROM {store.table(schema.SPANS)} "
+        "ORDER BY TraceId"
+    )
+    assert got == [
+        ("a" * 32, DEFAULT_TENANT, run, True, "failed", DEFAULT_TTL_DAYS, DEFAULT_TTL_DAYS),
+        ("b" * 32, DEFAULT_TENANT, "b" * 32, True, "completed", DEFAULT_TTL_DAYS, DEFAULT_TTL_DAYS),
+    ]
+    # The trace id lookup the trace view reads is filled too.
+    assert store.query(f"SELECT count() FROM {store.table(schema.TRACE_ID_TS)}")[0][0] == 2
+    # Logs: the exporter's columns only; the row is kept, with an id for deduplication.
+    log_columns = ["Timestamp", "TraceId", "SpanId", "TraceFlags", "SeverityText", "SeverityNumber", "ServiceName",
+                   "Body", "ResourceSchemaUrl", "ResourceAttributes", "ScopeSchemaUrl", "ScopeName", "ScopeVersion",
+                   "ScopeAttributes", "LogAttributes"]  # fmt: skip
+    record = [now, "a" * 32, "1" * 16, 1, "INFO", 9, "svc", "hello", "", {}, "", "s", "1", {},
+              {semconv.TRACEHOUSE_RUN_ID: run}]  # fmt: skip
+    store.client.insert(store.table(schema.LOGS), [record], column_names=log_columns)
+    ((tenant, run_id, log_id, ttl),) = store.query(
+        f"SELECT Tenant, RunId, LogId, TtlDays FROM {store.table(schema.LOGS)}"
+    )
+    assert (tenant, run_id, ttl) == (DEFAULT_TENANT, run, DEFAULT_TTL_DAYS) and len(log_id) == 16
 
 
 def test_a_store_from_a_newer_tracehouse_is_refused(store):

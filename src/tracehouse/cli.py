@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store(serve)
     serve.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to listen on (env TRACEHOUSE_HOST)")
     serve.add_argument(
+        "--cluster",
+        default=os.environ.get("TRACEHOUSE_CLUSTER"),
+        help="ClickHouse cluster the schema lives on (tracehouse schema --cluster); env TRACEHOUSE_CLUSTER",
+    )
+    serve.add_argument(
         "--grpc-port",
         type=int,
         default=int(_env("GRPC_PORT", "4317")),
@@ -198,6 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     run(
         Settings(
             store=args.store,
+            cluster=args.cluster,
             host=args.host,
             grpc_port=args.grpc_port,
             http_port=args.http_port,

@@ -25,6 +25,7 @@ log = logging.getLogger("tracehouse.server")
 @dataclass
 class Settings:
     store: str = DEFAULT_DSN
+    cluster: str | None = None
     host: str = "127.0.0.1"
     grpc_port: int = 4317
     http_port: int = 4318
@@ -56,7 +57,7 @@ def run(settings: Settings) -> None:
     address = parse_dsn(settings.store)
     store: Store | None = None
     try:
-        store = Store.open(settings.store)
+        store = Store.open(settings.store, cluster=settings.cluster)
     except StoreError as exc:
         if address.embedded:
             raise
@@ -67,7 +68,11 @@ def run(settings: Settings) -> None:
     metrics.watch_spool(lambda: spool.pending_bytes, lambda: spool.pending_records)
     retention = RetentionPolicy(store, settings.retention_days, settings.payload_retention_days)
     writer = Writer(
-        store or (lambda: Store.open(settings.store)), spool, retention, metrics, interval=settings.batch_interval
+        store or (lambda: Store.open(settings.store, cluster=settings.cluster)),
+        spool,
+        retention,
+        metrics,
+        interval=settings.batch_interval,
     )
     receiver = Receiver(spool, auth, metrics, max_bytes=settings.max_request_bytes)
     writer.start()

@@ -35,8 +35,16 @@ def _initial(layout: Layout) -> list[str]:
     return statements
 
 
+def _collector_defaults(layout: Layout) -> list[str]:
+    statements: list[str] = []
+    for table, defaults in schema.COLLECTOR_DEFAULTS.items():
+        statements += layout.set_defaults(table, defaults)
+    return statements
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, trace id lookup, runs, events, logs, agent daily rollup, tenants", _initial),
+    Migration(2, "defaults for spans and logs the Collector's ClickHouse exporter writes", _collector_defaults),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -343,7 +343,13 @@ def conversation_events(store: Any, tenant: str, conversation_id: str) -> list[E
 
 
 _STATS_GROUPS = {"agent": "AgentName", "user": "UserId", "tenant": "Tenant"}
-_USAGE_GROUPS = {"model": "s.Model", "provider": "s.Provider", "agent": "r.AgentName", "user": "r.UserId", "run": "s.RunId"}
+_USAGE_GROUPS = {
+    "model": "s.Model",
+    "provider": "s.Provider",
+    "agent": "r.AgentName",
+    "user": "r.UserId",
+    "run": "s.RunId",
+}
 # Only a run's root span names its agent (and often its user), so LLM calls are attributed to
 # the agent and user of the run they belong to.
 _USAGE_BY_RUN = {"agent", "user"}

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from tracehouse import semconv
+from tracehouse.model import DEFAULT_TENANT, DEFAULT_TTL_DAYS
 from tracehouse.store.dsn import DEFAULT_DATABASE
 
 SPANS = "otel_traces"
@@ -130,6 +132,13 @@ class Layout:
                 f"ENGINE = Distributed({self.cluster}, {self.database}, {spec.name}_local, {spec.sharding_key})"
             )
         return statements
+
+    def set_defaults(self, name: str, defaults: dict[str, str]) -> list[str]:
+        """ALTER statements giving columns of one table DEFAULT expressions (on a cluster, the
+        local tables and the Distributed one, whose defaults apply to inserts through it)."""
+        clauses = ",\n".join(f"    MODIFY COLUMN {column} DEFAULT {expr}" for column, expr in defaults.items())
+        targets = [self.local(name)] + ([self.table(name)] if self.cluster else [])
+        return [f"ALTER TABLE {target}{self.on_cluster}\n{clauses}" for target in targets]
 
     def create_view(self, spec: ViewSpec) -> list[str]:
         # On a cluster the view lives beside each local table and writes to the local target.
@@ -456,3 +465,26 @@ DATA_TABLES = (
     AGENT_DAILY_TABLE,
     TENANTS_TABLE,
 )
+
+# Defaults for rows written without tracehouse's receiver: the OpenTelemetry Collector's
+# ClickHouse exporter inserts only its own columns. With these, such rows get the default
+# tenant and retention (instead of a retention of 0 days, which the engine drops on insert),
+# the run id tracehouse's instrumentation stamps (else the trace id), and a status; the other
+# canonical columns stay empty (see collector-config/to-clickhouse.yaml for what that costs).
+_RUN_ID_ATTRIBUTE = f"SpanAttributes['{semconv.TRACEHOUSE_RUN_ID}']"
+COLLECTOR_DEFAULTS: dict[str, dict[str, str]] = {
+    SPANS: {
+        "Tenant": f"'{DEFAULT_TENANT}'",
+        "RunId": f"if({_RUN_ID_ATTRIBUTE} != '', {_RUN_ID_ATTRIBUTE}, TraceId)",
+        "RunRoot": "ParentSpanId = ''",
+        "Status": "if(StatusCode = 'Error', 'failed', 'completed')",
+        "TtlDays": str(DEFAULT_TTL_DAYS),
+        "PayloadTtlDays": "TtlDays",
+    },
+    LOGS: {
+        "Tenant": f"'{DEFAULT_TENANT}'",
+        "RunId": f"LogAttributes['{semconv.TRACEHOUSE_RUN_ID}']",
+        "LogId": "lower(hex(cityHash64(Timestamp, TraceId, SpanId, ServiceName, SeverityNumber, Body, LogAttributes)))",
+        "TtlDays": str(DEFAULT_TTL_DAYS),
+    },
+}

@@ -43,15 +43,21 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=2000, help="runs per write")
     parser.add_argument("--samples", type=int, default=200, help="timed reads of each kind")
+    parser.add_argument(
+        "--store", help="embedded store directory to fill, or to reuse when it already holds runs (default: a new one)"
+    )
     args = parser.parse_args()
 
-    store = Store.open(f"chdb://{tempfile.mkdtemp(prefix='tracehouse-queries-')}")
+    store = Store.open(f"chdb://{args.store or tempfile.mkdtemp(prefix='tracehouse-queries-')}")
     rng = random.Random(7)
     now = datetime.now(UTC)
-    starts = sorted(now - timedelta(seconds=rng.uniform(60, 30 * 86_400)) for _ in range(args.runs))
-    run_ids: list[str] = []
+    run_ids: list[str] = [
+        run_id
+        for (run_id,) in store.query(f"SELECT RunId FROM {store.table(schema.RUNS)} FINAL WHERE ParentRunId = ''")
+    ]
     filled = time.perf_counter()
-    for offset in range(0, args.runs, args.batch):
+    starts = sorted(now - timedelta(seconds=rng.uniform(60, 30 * 86_400)) for _ in range(args.runs))
+    for offset in range(0, 0 if run_ids else args.runs, args.batch):
         nodes, events = [], []
         for i in range(offset, min(offset + args.batch, args.runs)):
             sample = sample_run(
@@ -62,6 +68,7 @@ def main() -> int:
             run_ids.append(sample.run_id)
         store.write(nodes, events)
     fill_seconds = time.perf_counter() - filled
+    run_ids.sort()
     for table in (schema.SPANS, schema.RUNS, schema.EVENTS, schema.AGENT_DAILY):
         store.client.command(f"OPTIMIZE TABLE {store.table(table)} FINAL")
     spans = store.query(f"SELECT count() FROM {store.table(schema.SPANS)}")[0][0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 
 import pytest
 from conftest import run_cli
@@ -62,3 +63,16 @@ def test_the_client_and_the_cli_read_the_same_runs_with_or_without_a_server(serv
     assert deleted.returncode == 0 and "deleted run" in deleted.stdout
     remaining = json.loads(run_cli("runs", "--url", nobody, "--store", store, "--json").stdout)
     assert [r["run_id"] for r in remaining] == [first]
+    # Retention: shown, set (payloads shorter), shown again, applied now; bad input is an error.
+    def retention(*args: str) -> subprocess.CompletedProcess:
+        return run_cli("retention", *args, "--url", nobody, "--store", store)
+
+    assert retention().stdout.strip() == "retention: server default days; payloads: same as retention days"
+    assert "retention: 60 days; payloads: 7 days" in retention("--days", "60", "--payload-days", "7").stdout
+    assert json.loads(retention("--json").stdout) == {"retention_days": 60, "payload_retention_days": 7}
+    cleaned = retention("--cleanup")
+    assert cleaned.returncode == 0 and cleaned.stdout.startswith("removed: "), cleaned.stderr
+    refused = retention("--payload-days", "7")
+    assert refused.returncode == 2 and "--payload-days needs --days" in refused.stderr
+    too_long = retention("--days", "10", "--payload-days", "20")
+    assert too_long.returncode == 2 and "Traceback" not in too_long.stderr, too_long.stderr

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 
 import pytest
+from conftest import run_cli
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -75,3 +80,39 @@ def test_a_run_filter_and_keys(served):
         messages = _collect(one_run, until_runs=1)
     assert {m["run_id"] for m in messages} == {run_id}
     assert [m["type"] for m in messages] == ["execution_started", "execution_completed"]
+
+
+def test_tail_follows_a_run_in_the_terminal_and_the_client(served):
+    srv = served("--api-keys", "k1:acme")
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "tracehouse.cli", "tail", "--url", srv.http, "--api-key", "k1", "--agent", "tailed",
+         "--idle-timeout", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        assert "following" in tail.stderr.readline()  # printed once connected
+        events = tracehouse.Client(srv.http, "k1").tail(run_id=None, agent="tailed", idle_timeout=20)
+        config = tracehouse.configure("live", endpoint=srv.http, api_key="k1", batch=False)
+        with pytest.raises(Boom), tracehouse.run("tailed") as run:
+            with tracehouse.tool("lookup"):
+                pass
+            raise Boom("no luck")
+        config.flush()
+        lines = [tail.stdout.readline().strip() for _ in range(3)]
+        from_client = [next(events) for _ in range(3)]
+    finally:
+        tail.terminate()
+        tail.wait(timeout=30)
+    assert all(line.startswith(run.run_id) for line in lines), lines
+    assert "execution_started" in lines[0]
+    assert "node_executed" in lines[1] and "execute_tool lookup [tool] completed" in lines[1]
+    assert "execution_failed" in lines[2] and "error: no luck" in lines[2]
+    assert [e["type"] for e in from_client] == ["execution_started", "node_executed", "execution_failed"]
+
+
+def test_tail_without_a_server_or_key_says_why():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    done = run_cli("tail", "--url", nobody, "--idle-timeout", "1")
+    assert done.returncode == 2 and "tail needs a running server" in done.stderr and "Traceback" not in done.stderr

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tracehouse import __version__
-from tracehouse.client import ClientError
+from tracehouse.client import Client, ClientError
 from tracehouse.model import Node, Run
 from tracehouse.store import DEFAULT_DSN, DSNError, Store, StoreError, migrations
 from tracehouse.store.dsn import DEFAULT_DATABASE
@@ -153,6 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
     delete_cmd.set_defaults(handler=cmd_read)
     reader_args(delete_cmd)
     delete_cmd.add_argument("run_id")
+    retention_cmd = commands.add_parser(
+        "retention", help="show or set the tenant's retention, or apply retention now (--cleanup)"
+    )
+    retention_cmd.set_defaults(handler=cmd_read)
+    reader_args(retention_cmd)
+    retention_cmd.add_argument("--days", type=int, help="keep the tenant's rows this many days (from now on)")
+    retention_cmd.add_argument("--payload-days", type=int, help="keep inputs, outputs and messages this many days")
+    retention_cmd.add_argument("--cleanup", action="store_true", help="drop what has expired now, and say what")
+    tail_cmd = commands.add_parser("tail", help="follow runs live as the server stores them")
+    tail_cmd.set_defaults(handler=cmd_tail)
+    tail_cmd.add_argument(
+        "--url",
+        default=_env("URL", "http://127.0.0.1:4318"),
+        help="the server to follow (env TRACEHOUSE_URL; default http://127.0.0.1:4318)",
+    )
+    tail_cmd.add_argument("--api-key", default=_env("API_KEY", "") or None, help="env TRACEHOUSE_API_KEY")
+    tail_cmd.add_argument("--tenant", default=None, help="the tenant to follow, for a server without API keys")
+    tail_cmd.add_argument("--agent", help="only this agent's runs")
+    tail_cmd.add_argument("--run", dest="run_id", help="only this run")
+    tail_cmd.add_argument("--json", action="store_true", help="one JSON object a line")
+    tail_cmd.add_argument("--idle-timeout", type=float, help="stop after this many seconds without an event")
 
     demo = commands.add_parser("demo", help="fill a store with sample agent runs and show one")
     demo.set_defaults(handler=cmd_demo)
@@ -239,6 +260,18 @@ def cmd_read(args: argparse.Namespace) -> int:
             else:
                 result = reader.usage(by=args.by, since=args.since)
             text = format_table(result)
+        elif args.command == "retention":
+            if args.cleanup:
+                result = reader.cleanup()
+                text = "removed: " + (", ".join(f"{n} {t}" for t, n in result.removed.items()) or "nothing")
+            else:
+                if args.days is not None:
+                    result = reader.set_retention(args.days, args.payload_days)
+                elif args.payload_days is not None:
+                    raise ValueError("--payload-days needs --days")
+                else:
+                    result = reader.retention()
+                text = format_retention(result)
         elif args.command == "delete":
             result = reader.delete_run(args.run_id)
             text = f"deleted run {args.run_id}: " + ", ".join(f"{n} {t}" for t, n in result.removed.items())
@@ -261,6 +294,47 @@ def cmd_read(args: argparse.Namespace) -> int:
     else:
         print(text)
     return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    """Live events from the server's WebSocket, one line each, until interrupted."""
+    import json
+
+    client = Client(args.url, args.api_key, tenant=args.tenant)
+    events = client.tail(args.agent, args.run_id, idle_timeout=args.idle_timeout)
+    print(f"following {args.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        for event in events:
+            print(json.dumps(event, ensure_ascii=False) if args.json else format_live(event), flush=True)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def format_live(event: dict[str, Any]) -> str:
+    """One live event as a line: the run, what happened, how long it took, the error if any."""
+    kind, run, agent = event.get("type", "?"), event.get("run_id", ""), event.get("agent", "")
+    error = ""
+    if kind == "node_executed":
+        node = event.get("node", {})
+        what = f"{node.get('name', '')} [{node.get('type', '')}] {node.get('status', '')} "
+        what += _duration(int(node.get("duration_ms", 0) * 1e6))
+        error = node.get("error") or ""
+    elif kind == "execution_started":
+        what = "started"
+    else:
+        what = f"{event.get('status', '')} {_duration(int(event.get('duration_ms', 0) * 1e6))}"
+        error = event.get("error") or ""
+    return f"{run}  {agent:<15} {kind:<19} {what}" + (f"  error: {error}" if error else "")
+
+
+def format_retention(settings: Any) -> str:
+    days = settings.retention_days
+    payload = settings.payload_retention_days
+    return (
+        f"retention: {days if days is not None else 'server default'} days; "
+        f"payloads: {payload if payload is not None else 'same as retention'} days"
+    )
 
 
 def format_table(rows: Sequence[dict]) -> str:

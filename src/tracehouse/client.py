@@ -12,6 +12,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
@@ -124,5 +125,42 @@ class Client:
             body={"retention_days": days, "payload_retention_days": payload_days},
         )
 
+    def cleanup(self) -> Deleted:
+        """Apply retention now instead of at the next merges; says what was removed."""
+        return self._call("POST", "/api/v1/retention/cleanup", Deleted)
+
+    def tail(
+        self, agent: str | None = None, run_id: str | None = None, *, idle_timeout: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Live events (execution_started, node_executed, execution_completed, execution_failed)
+        as the server stores spans, optionally of one agent or run. Connects before returning,
+        so nothing stored after the call is missed; the iterator ends when the server closes
+        the stream, or after ``idle_timeout`` seconds without an event."""
+        from websockets.exceptions import InvalidStatus
+        from websockets.sync.client import connect
+
+        query = {k: v for k, v in {"agent": agent, "run_id": run_id, "tenant": self.tenant}.items() if v}
+        url = self.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/ws/events"
+        url += f"?{urllib.parse.urlencode(query)}" if query else ""
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None
+        try:
+            ws = connect(url, additional_headers=headers, open_timeout=self.timeout)
+        except InvalidStatus as exc:
+            code = exc.response.status_code
+            raise ClientError(code, "the server refused the live stream (a valid API key is required)") from None
+        except (OSError, TimeoutError) as exc:
+            raise ClientError(0, f"no server at {self.url} ({exc}); tail needs a running server") from None
+        return _receive(ws, idle_timeout)
+
+
+def _receive(ws: Any, idle_timeout: float | None) -> Iterator[dict[str, Any]]:
+    from websockets.exceptions import ConnectionClosed
+
+    with ws:
+        while True:
+            try:
+                yield json.loads(ws.recv(timeout=idle_timeout))
+            except (TimeoutError, ConnectionClosed):
+                return
 
 __all__ = ["Client", "ClientError", "NotFound"]

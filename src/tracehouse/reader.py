@@ -55,6 +55,16 @@ class DirectReader:
     def delete_run(self, run_id: str) -> runs.Deleted:
         return self._call(runs.delete_run, run_id)
 
+    def retention(self) -> runs.RetentionSettings:
+        return self._call(runs.get_retention)
+
+    def set_retention(self, days: int, payload_days: int | None = None) -> runs.RetentionSettings:
+        settings = runs.RetentionSettings(retention_days=days, payload_retention_days=payload_days)
+        return self._call(runs.put_retention, settings)
+
+    def cleanup(self) -> runs.Deleted:
+        return self._call(runs.cleanup)
+
     def close(self) -> None:
         self.store.close()
 

@@ -61,6 +61,21 @@ def test_a_span_delivered_twice_counts_once_everywhere(store):
     assert abs(row["CostUsd"] - expected_cost) < 1e-12
     runs = queries.list_runs(store, "default")
     assert sorted(r.run_id for r in runs) == sorted({n.run_id for n in sample.nodes})
+    # The reads of one run or trace (no FINAL: one row per identity) see each span and event
+    # once too, with the copies still in unmerged parts.
+    run = queries.run_summary(store, "default", sample.run_id)
+    nodes, final_output = queries.run_log_nodes(store, "default", run)
+    expected_nodes = [
+        n.span_id
+        for n in sample.nodes
+        if (n.run_id == sample.run_id and not n.run_root) or (n.run_root and n.parent_run_id == sample.run_id)
+    ]
+    assert sorted(n.span_id for n in nodes) == sorted(expected_nodes)
+    assert final_output == next(n.output for n in sample.nodes if n.run_root and n.run_id == sample.run_id)
+    own_events = [e for e in sample.events if e.run_id == sample.run_id]
+    assert len(queries.run_events(store, "default", sample.run_id, run)) == len(own_events)
+    assert len(queries.run_events(store, "default", sample.run_id)) == len(own_events)
+    assert len(queries.trace_nodes(store, "default", trace)) == len(sample.nodes)
     daily = store.query(f"SELECT sum(Runs), sum(InputTokens) FROM {store.table(schema.AGENT_DAILY)} FINAL "
                         "WHERE AgentName = 'trip-planner'")  # fmt: skip
     assert daily == [(1, row["InputTokens"])]
@@ -128,6 +143,8 @@ def test_a_run_whose_start_moves_across_midnight_is_not_listed_twice(store):
     store.write([root])  # and moves to the day before when its root arrives
     assert _run_row(store, sample.run_id)["StartedAt"].date() == (midnight - timedelta(days=1)).date()
     assert len(queries.list_runs(store, "default")) == 1
+    moved = queries.run_summary(store, "default", sample.run_id)  # the live row, not the old key's
+    assert moved.started_at.date() == (midnight - timedelta(days=1)).date() and moved.agent_name == "trip-planner"
     # The superseded row got a tombstone under its own key: once merged, what is left of it in its
     # partition is the tombstone, which FINAL hides.
     store.client.command(f"OPTIMIZE TABLE {store.table(schema.RUNS)} FINAL")

@@ -163,4 +163,5 @@ def _receive(ws: Any, idle_timeout: float | None) -> Iterator[dict[str, Any]]:
             except (TimeoutError, ConnectionClosed):
                 return
 
+
 __all__ = ["Client", "ClientError", "NotFound"]

@@ -156,7 +156,8 @@ def logs(run_id: str, scope: tuple[Store, str] = Depends(read_scope)) -> LogsRes
     run: Run | None = queries.run_summary(store, tenant, run_id)
     if run is None:
         raise HTTPException(404, f"run {run_id} not found")
-    nodes = [_log_node(n) for n in queries.run_log_nodes(store, tenant, run)]
+    found, final_output = queries.run_log_nodes(store, tenant, run)
+    nodes = [_log_node(n) for n in found]
     return LogsResponse(
         run_id=run.run_id,
         nodes=nodes,
@@ -165,7 +166,7 @@ def logs(run_id: str, scope: tuple[Store, str] = Depends(read_scope)) -> LogsRes
             for n in nodes
             if n.status == "failed"
         ],
-        final_output=queries.root_output(store, tenant, run),
+        final_output=final_output,
         summary=LogSummary(
             total_nodes=len(nodes),
             successful_nodes=sum(1 for n in nodes if n.status == "success"),

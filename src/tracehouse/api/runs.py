@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from tracehouse import replay
 from tracehouse.api.agents import read_scope
-from tracehouse.model import Event
+from tracehouse.model import Event, Run
 from tracehouse.store import Store, queries, retention
 
 router = APIRouter(prefix="/api/v1", tags=["replay"])
@@ -66,16 +66,18 @@ def _replay(events: list[Event], mode: replay.Mode) -> Replay:
     )
 
 
-def _run_or_404(store: Store, tenant: str, run_id: str) -> None:
-    if queries.run_summary(store, tenant, run_id) is None:
+def _run_or_404(store: Store, tenant: str, run_id: str) -> Run:
+    run = queries.run_summary(store, tenant, run_id)
+    if run is None:
         raise HTTPException(404, f"run {run_id} not found")
+    return run
 
 
 @router.get("/runs/{run_id}/events", response_model=Replay, summary="The ordered events of a run")
 def run_events(run_id: str, mode: replay.Mode = replay.Mode.FULL, scope: tuple = Depends(read_scope)) -> Replay:
     store, tenant = scope
-    _run_or_404(store, tenant, run_id)
-    return _replay(queries.run_events(store, tenant, run_id), mode)
+    run = _run_or_404(store, tenant, run_id)
+    return _replay(queries.run_events(store, tenant, run_id, run), mode)
 
 
 @router.get(
@@ -101,9 +103,10 @@ def resume(
     scope: tuple = Depends(read_scope),
 ) -> Resume:
     store, tenant = scope
-    _run_or_404(store, tenant, run_id)
+    run = _run_or_404(store, tenant, run_id)
     try:
-        kept, checkpoint = replay.resume_point(queries.run_events(store, tenant, run_id), until_node, until_checkpoint)
+        events = queries.run_events(store, tenant, run_id, run)
+        kept, checkpoint = replay.resume_point(events, until_node, until_checkpoint)
     except KeyError as exc:
         raise HTTPException(404, str(exc.args[0])) from None
     return Resume(

@@ -7,7 +7,7 @@ the query plan).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tracehouse.model import Event, Node, NodeType, Run, SpanEvent, SpanLink, Status, Usage
@@ -85,20 +85,37 @@ def list_runs(
     limit: int = 100,
     offset: int = 0,
 ) -> list[Run]:
-    """Runs of a tenant, newest first; ``top_level`` leaves out sub-agent runs."""
+    """Runs of a tenant, newest first; ``top_level`` leaves out sub-agent runs.
+
+    The page is first looked for among recent runs only (the last day, then the last week):
+    when that window holds a full page, it is the page, since every run outside the window is
+    older than every run in it. Only a short page widens the window, so the newest pages read
+    a few partitions instead of all of them.
+    """
     params: dict[str, Any] = {"tenant": tenant, "limit": limit, "offset": offset}
-    for name, value in (("agent", agent), ("status", status), ("since", since), ("until", until)):
+    for name, value in (("agent", agent), ("status", status), ("until", until)):
         if value is not None:
             params[name] = value.value if isinstance(value, Status) else value
     sql = list_runs_sql(
         store.table(schema.RUNS),
         agent=agent is not None,
         status=status is not None,
-        since=since is not None,
+        since=True,
         until=until is not None,
         top_level=top_level,
     )
-    return [_run(row) for row in store.query(sql, params)]
+    floor = since or datetime(1970, 1, 1, tzinfo=UTC)
+    newest = until or datetime.now(UTC)
+    for window in (*_HISTORY_WINDOWS, None):
+        start = floor if window is None else max(floor, newest - window)
+        rows = store.query(sql, {**params, "since": start})
+        if len(rows) >= limit or start == floor:
+            return [_run(row) for row in rows]
+    raise AssertionError("unreachable: the last window is unbounded")
+
+
+# Windows the history looks in before reading every partition (see list_runs).
+_HISTORY_WINDOWS = (timedelta(days=1), timedelta(days=7))
 
 
 def _usage(r: dict[str, Any]) -> Usage:
@@ -191,12 +208,29 @@ _NODE_COLUMNS = (
 )
 
 
-def _select_nodes(store: Any, where: str, params: dict[str, Any]) -> list[Node]:
+# Spans and events never change once written: a duplicate (a re-delivered span) is the same
+# row again. Reads of one run or trace therefore keep one row per identity with LIMIT 1 BY
+# instead of FINAL, which would merge every part of every partition the read touches.
+_ONE_PER_SPAN = "LIMIT 1 BY TraceId, SpanId"
+
+
+def _select_nodes(
+    store: Any, where: str, params: dict[str, Any], columns: tuple[str, ...] = _NODE_COLUMNS
+) -> list[Node]:
     sql = (
-        f"SELECT {', '.join(f'`{c}`' for c in _NODE_COLUMNS)} FROM {store.table(schema.SPANS)} FINAL "
-        f"WHERE Tenant = {{tenant:String}} AND {where} ORDER BY Timestamp, SpanId"
+        f"SELECT {', '.join(f'`{c}`' for c in columns)} FROM {store.table(schema.SPANS)} "
+        f"WHERE Tenant = {{tenant:String}} AND {where} ORDER BY Timestamp, SpanId {_ONE_PER_SPAN}"
     )
-    return [_node(row) for row in store.query(sql, params)]
+    return [_node(dict(zip(columns, row, strict=True))) for row in store.query(sql, params)]
+
+
+# What a run's log shows of each node: no raw attribute maps, span events or links, which
+# are most of a span's bytes (the full span is in run_nodes and the trace view).
+_LOG_NODE_COLUMNS = (
+    "TraceId", "SpanId", "SpanName", "Timestamp", "Duration", "StatusMessage", "RunId", "ParentRunId", "RunRoot",
+    "NodeType", "Status", "AgentName", "Model", "Provider", "InputTokens", "OutputTokens", "CacheReadTokens",
+    "CacheCreationTokens", "ReasoningTokens", "CostUsd", "Input", "Output", "ErrorType",
+)  # fmt: skip
 
 
 def run_nodes(store: Any, tenant: str, run_id: str) -> list[Node]:
@@ -228,108 +262,122 @@ def trace_nodes(store: Any, tenant: str, trace_id: str) -> list[Node]:
     )
 
 
-def _node(row: tuple) -> Node:
-    r = dict(zip(_NODE_COLUMNS, row, strict=True))
-    return Node(
-        tenant=r["Tenant"],
-        trace_id=r["TraceId"],
-        span_id=r["SpanId"],
-        parent_span_id=r["ParentSpanId"],
-        trace_state=r["TraceState"],
-        name=r["SpanName"],
-        span_kind=r["SpanKind"],
-        service_name=r["ServiceName"],
-        scope_name=r["ScopeName"],
-        scope_version=r["ScopeVersion"],
-        resource_attributes=r["ResourceAttributes"],
-        attributes=r["SpanAttributes"],
-        payload_attributes=r["PayloadAttributes"],
-        events=[
+# Columns read into Node fields of the same value (the rest are assembled in _node).
+_NODE_FIELDS = {
+    "Tenant": "tenant",
+    "TraceId": "trace_id",
+    "SpanId": "span_id",
+    "ParentSpanId": "parent_span_id",
+    "TraceState": "trace_state",
+    "SpanName": "name",
+    "SpanKind": "span_kind",
+    "ServiceName": "service_name",
+    "ScopeName": "scope_name",
+    "ScopeVersion": "scope_version",
+    "ResourceAttributes": "resource_attributes",
+    "SpanAttributes": "attributes",
+    "PayloadAttributes": "payload_attributes",
+    "Timestamp": "started_at",
+    "Duration": "duration_ns",
+    "StatusCode": "otel_status_code",
+    "StatusMessage": "status_message",
+    "RunId": "run_id",
+    "ParentRunId": "parent_run_id",
+    "RunRoot": "run_root",
+    "OperationName": "operation",
+    "AgentName": "agent_name",
+    "ConversationId": "conversation_id",
+    "UserId": "user_id",
+    "Model": "model",
+    "Provider": "provider",
+    "CostUsd": "cost_usd",
+    "Input": "input",
+    "Output": "output",
+    "ErrorType": "error_type",
+    "TtlDays": "ttl_days",
+    "PayloadTtlDays": "payload_ttl_days",
+}
+
+
+def _node(r: dict[str, Any]) -> Node:
+    """A Node from the columns read; fields whose columns were not read keep their defaults."""
+    fields: dict[str, Any] = {field: r[column] for column, field in _NODE_FIELDS.items() if column in r}
+    if "NodeType" in r:
+        fields["type"] = NodeType.parse(r["NodeType"])
+    if "Status" in r:
+        fields["status"] = Status(r["Status"])
+    if "InputTokens" in r:
+        fields["usage"] = _usage(r)
+    if "Events.Name" in r:
+        fields["events"] = [
             SpanEvent(timestamp=ts, name=name, attributes=attrs)
             for ts, name, attrs in zip(r["Events.Timestamp"], r["Events.Name"], r["Events.Attributes"], strict=True)
-        ],
-        links=[
+        ]
+    if "Links.TraceId" in r:
+        fields["links"] = [
             SpanLink(trace_id=t, span_id=s, trace_state=st, attributes=a)
             for t, s, st, a in zip(
                 r["Links.TraceId"], r["Links.SpanId"], r["Links.TraceState"], r["Links.Attributes"], strict=True
             )
-        ],
-        started_at=r["Timestamp"],
-        duration_ns=r["Duration"],
-        otel_status_code=r["StatusCode"],
-        status_message=r["StatusMessage"],
-        run_id=r["RunId"],
-        parent_run_id=r["ParentRunId"],
-        run_root=r["RunRoot"],
-        type=NodeType.parse(r["NodeType"]),
-        status=Status(r["Status"]),
-        operation=r["OperationName"],
-        agent_name=r["AgentName"],
-        conversation_id=r["ConversationId"],
-        user_id=r["UserId"],
-        model=r["Model"],
-        provider=r["Provider"],
-        usage=_usage(r),
-        cost_usd=r["CostUsd"],
-        input=r["Input"],
-        output=r["Output"],
-        error_type=r["ErrorType"],
-        ttl_days=r["TtlDays"],
-        payload_ttl_days=r["PayloadTtlDays"],
-    )
+        ]
+    return Node(**fields)
 
 
 def run_summary(store: Any, tenant: str, run_id: str) -> Run | None:
-    """One run's row, or None (also for another tenant's run)."""
+    """One run's row, or None (also for another tenant's run).
+
+    What FINAL would give, for one run only: the newest version under each key the run was
+    listed under (its key moves when its start moves), without the tombstoned ones.
+    """
     sql = (
-        f"SELECT {', '.join(_RUN_LIST_COLUMNS)} FROM {store.table(schema.RUNS)} FINAL "
-        "WHERE Tenant = {tenant:String} AND RunId = {run_id:String} LIMIT 1"
+        f"SELECT {', '.join(_RUN_LIST_COLUMNS)}, Version, IsDeleted FROM {store.table(schema.RUNS)} "
+        "WHERE Tenant = {tenant:String} AND RunId = {run_id:String} "
+        "ORDER BY StartedAt, Version DESC LIMIT 1 BY StartedAt"
     )
-    rows = store.query(sql, {"tenant": tenant, "run_id": run_id})
-    return _run(rows[0]) if rows else None
+    live = [row for row in store.query(sql, {"tenant": tenant, "run_id": run_id}) if not row[-1]]
+    return _run(max(live, key=lambda row: row[-2])[:-2]) if live else None
 
 
-def run_log_nodes(store: Any, tenant: str, run: Run) -> list[Node]:
+def run_log_nodes(store: Any, tenant: str, run: Run) -> tuple[list[Node], str]:
     """The nodes of a run in start order: its spans but its own root, and the root spans of its
-    sub-agent runs (a sub-agent is one node of its parent run)."""
-    return _select_nodes(
+    sub-agent runs (a sub-agent is one node of its parent run); and the run's final output in
+    full (lists only carry its preview), from its root span, read in the same query."""
+    nodes = _select_nodes(
         store,
         "Timestamp BETWEEN {start:DateTime64(9)} AND {end:DateTime64(9)} AND "
-        "((RunId = {run_id:String} AND NOT RunRoot) OR (RunRoot AND ParentRunId = {run_id:String}))",
+        "(RunId = {run_id:String} OR (RunRoot AND ParentRunId = {run_id:String}))",
         {"tenant": tenant, "run_id": run.run_id, "start": run.started_at, "end": run.ended_at or run.started_at},
+        _LOG_NODE_COLUMNS,
     )
-
-
-def root_output(store: Any, tenant: str, run: Run) -> str:
-    """A run's final output, in full (lists only carry its preview)."""
-    if not run.root_span_id:
-        return ""
-    rows = store.query(
-        f"SELECT Output FROM {store.table(schema.SPANS)} FINAL WHERE Tenant = {{tenant:String}} "
-        "AND Timestamp BETWEEN {start:DateTime64(9)} AND {end:DateTime64(9)} "
-        "AND RunId = {run_id:String} AND SpanId = {span_id:String}",
-        {
-            "tenant": tenant,
-            "run_id": run.run_id,
-            "span_id": run.root_span_id,
-            "start": run.started_at,
-            "end": run.ended_at or run.started_at,
-        },
-    )
-    return rows[0][0] if rows else ""
+    root = next((n for n in nodes if n.run_root and n.run_id == run.run_id), None)
+    return [n for n in nodes if n is not root], root.output if root else ""
 
 
 def _select_events(store: Any, where: str, params: dict[str, Any]) -> list[Event]:
     sql = (
-        f"SELECT {', '.join(rows.EVENT_COLUMNS)} FROM {store.table(schema.EVENTS)} FINAL "
-        f"WHERE Tenant = {{tenant:String}} AND {where} ORDER BY Timestamp, SpanId, Seq"
+        f"SELECT {', '.join(rows.EVENT_COLUMNS)} FROM {store.table(schema.EVENTS)} "
+        f"WHERE Tenant = {{tenant:String}} AND {where} ORDER BY Timestamp, SpanId, Seq {_ONE_PER_SPAN}, Seq"
     )
     return [Event(**dict(zip(rows.EVENT_FIELDS, row, strict=True))) for row in store.query(sql, params)]
 
 
-def run_events(store: Any, tenant: str, run_id: str) -> list[Event]:
-    """The ordered events of one run (its sub-agent runs have their own)."""
-    return _select_events(store, "RunId = {run_id:String}", {"tenant": tenant, "run_id": run_id})
+# Events lie inside their run's time (they come from its spans); the margin only guards against
+# span events stamped by a skewed clock. The bound lets the read skip other days' partitions.
+_EVENT_MARGIN_SECONDS = 3600
+
+
+def run_events(store: Any, tenant: str, run_id: str, run: Run | None = None) -> list[Event]:
+    """The ordered events of one run (its sub-agent runs have their own). With the run's row,
+    the read is bounded to the run's time."""
+    params: dict[str, Any] = {"tenant": tenant, "run_id": run_id}
+    where = "RunId = {run_id:String}"
+    if run is not None:
+        where += (
+            " AND Timestamp BETWEEN subtractSeconds({start:DateTime64(9)}, {margin:UInt32})"
+            " AND addSeconds({end:DateTime64(9)}, {margin:UInt32})"
+        )
+        params |= {"start": run.started_at, "end": run.ended_at or run.started_at, "margin": _EVENT_MARGIN_SECONDS}
+    return _select_events(store, where, params)
 
 
 def conversation_events(store: Any, tenant: str, conversation_id: str) -> list[Event]:

@@ -55,9 +55,10 @@ def main() -> int:
         run_id
         for (run_id,) in store.query(f"SELECT RunId FROM {store.table(schema.RUNS)} FINAL WHERE ParentRunId = ''")
     ]
+    reused = bool(run_ids)
     filled = time.perf_counter()
     starts = sorted(now - timedelta(seconds=rng.uniform(60, 30 * 86_400)) for _ in range(args.runs))
-    for offset in range(0, 0 if run_ids else args.runs, args.batch):
+    for offset in range(0, 0 if reused else args.runs, args.batch):
         nodes, events = [], []
         for i in range(offset, min(offset + args.batch, args.runs)):
             sample = sample_run(
@@ -68,9 +69,10 @@ def main() -> int:
             run_ids.append(sample.run_id)
         store.write(nodes, events)
     fill_seconds = time.perf_counter() - filled
+    if not reused:  # a reused store was merged when it was filled
+        for table in (schema.SPANS, schema.RUNS, schema.EVENTS, schema.AGENT_DAILY):
+            store.client.command(f"OPTIMIZE TABLE {store.table(table)} FINAL")
     run_ids.sort()
-    for table in (schema.SPANS, schema.RUNS, schema.EVENTS, schema.AGENT_DAILY):
-        store.client.command(f"OPTIMIZE TABLE {store.table(table)} FINAL")
     spans = store.query(f"SELECT count() FROM {store.table(schema.SPANS)}")[0][0]
     run_rows = store.query(f"SELECT count() FROM {store.table(schema.RUNS)}")[0][0]
 

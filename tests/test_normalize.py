@@ -379,3 +379,22 @@ def test_a_span_names_its_tenant_only_when_the_transport_assigned_none():
     assert (nodes["unnamed"].tenant, nodes["unnamed"].ttl_days) == ("default", 30)
     nodes, _ = _normalize(rec, tenant="acme")  # an API key's tenant wins over the span's claim
     assert {n.tenant for n in nodes.values()} == {"acme"}
+
+
+def test_an_agent_span_with_genai_messages_has_their_text_as_input_and_output():
+    # invoke_agent spans may carry gen_ai.input.messages / gen_ai.output.messages (a Node.js
+    # agent does, in tests/node/send_run.mjs): the run's input and output are their text.
+    rec = Recorder()
+    with rec.span(
+        "invoke_agent helper",
+        **{
+            GA.GEN_AI_OPERATION_NAME: "invoke_agent",
+            GA.GEN_AI_AGENT_NAME: "helper",
+            GA.GEN_AI_INPUT_MESSAGES: _msgs(("user", "What is 2+2?")),
+            GA.GEN_AI_OUTPUT_MESSAGES: _msgs(("assistant", "4")),
+        },
+    ):
+        pass
+    nodes, _events = _normalize(rec)
+    node = nodes["invoke_agent helper"]
+    assert node.run_root and (node.input, node.output) == ("What is 2+2?", "4")

@@ -528,7 +528,26 @@ def _io(kind: NodeType, raw: dict, payload: dict, inputs: list, outputs: list, r
         in_keys.append(semconv.LANGFUSE_TRACE_INPUT)
         out_keys.insert(0, semconv.TRACEHOUSE_RUN_OUTPUT)
         out_keys.append(semconv.LANGFUSE_TRACE_OUTPUT)
-    return _first(both, *in_keys), _first(both, *out_keys)
+    # An agent or step span may carry GenAI messages (invoke_agent does): their text, else them.
+    return (
+        _first(both, *in_keys) or _messages_text(both.get(semconv.GEN_AI_INPUT_MESSAGES, "")),
+        _first(both, *out_keys) or _messages_text(both.get(semconv.GEN_AI_OUTPUT_MESSAGES, "")),
+    )
+
+
+def _messages_text(raw: str) -> str:
+    """The text parts of GenAI messages, one a line; the raw JSON if none is text."""
+    messages = _json(raw)
+    if not isinstance(messages, list):
+        return raw
+    texts = [
+        attribute_string(part.get("content", ""))
+        for message in messages
+        if isinstance(message, dict)
+        for part in message.get("parts") or []
+        if isinstance(part, dict) and part.get("type") == "text"
+    ]
+    return "\n".join(texts) if texts else raw
 
 
 # --- replay events -------------------------------------------------------------------------------

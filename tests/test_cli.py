@@ -64,3 +64,35 @@ def test_every_command_has_a_handler():
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, sub in subparsers.choices.items():
         assert callable(sub.get_default("handler")), name
+
+
+def test_logs_print_the_nodes_as_a_tree():
+    from tracehouse.api.agents import LogNode, LogsResponse, LogSummary
+    from tracehouse.cli import format_logs
+
+    def node(id_: str, name: str, parent: str, status: str = "success", error: str = "") -> LogNode:
+        return LogNode(id=id_, type="step", input="", output="", time="1s", status=status, error_message=error,
+                       metadata={"name": name, "parent_id": parent})  # fmt: skip
+
+    logs = LogsResponse(
+        run_id="r1",
+        nodes=[
+            node("a", "plan", "root"),
+            node("b", "search", "a"),
+            node("c", "retry", "b", "failed", "timeout"),
+            node("d", "answer", "root"),
+        ],
+        errors=[],
+        final_output="done",
+        summary=LogSummary(
+            total_nodes=4, successful_nodes=3, failed_nodes=1, total_duration="4s", tokens_used=0, cost_cents=0.0
+        ),  # fmt: skip
+    )
+    lines = format_logs(logs).splitlines()
+    assert lines[1:5] == [
+        "  ├─ plan  [step]  success  1s",
+        "  │  └─ search  [step]  success  1s",
+        "  │     └─ retry  [step]  failed  1s  error: timeout",
+        "  └─ answer  [step]  success  1s",
+    ]
+    assert lines[-1] == "final output: done"

@@ -63,6 +63,7 @@ def test_the_client_and_the_cli_read_the_same_runs_with_or_without_a_server(serv
     assert deleted.returncode == 0 and "deleted run" in deleted.stdout
     remaining = json.loads(run_cli("runs", "--url", nobody, "--store", store, "--json").stdout)
     assert [r["run_id"] for r in remaining] == [first]
+
     # Retention: shown, set (payloads shorter), shown again, applied now; bad input is an error.
     def retention(*args: str) -> subprocess.CompletedProcess:
         return run_cli("retention", *args, "--url", nobody, "--store", store)

@@ -366,9 +366,22 @@ def format_logs(logs: Any) -> str:
         f"run {logs.run_id}: {s.total_nodes} nodes ({s.successful_nodes} ok, {s.failed_nodes} failed), "
         f"{s.total_duration}, {s.tokens_used} tokens, {s.cost_cents:.3f} cents"
     ]
-    for node in logs.nodes:
-        extra = f"  error: {node.error_message}" if node.error_message else ""
-        lines.append(f"  {node.metadata.get('name', node.id)}  [{node.type}]  {node.status}  {node.time}{extra}")
+    ids = {node.id for node in logs.nodes}
+    children: dict[str, list[Any]] = {}
+    for node in logs.nodes:  # in start order; a node whose parent is not a node hangs from the run
+        parent = node.metadata.get("parent_id", "")
+        children.setdefault(parent if parent in ids else "", []).append(node)
+
+    def walk(parent: str, prefix: str) -> None:
+        kids = children.get(parent, [])
+        for i, node in enumerate(kids):
+            last = i == len(kids) - 1
+            extra = f"  error: {node.error_message}" if node.error_message else ""
+            name = node.metadata.get("name", node.id)
+            lines.append(f"{prefix}{'└─ ' if last else '├─ '}{name}  [{node.type}]  {node.status}  {node.time}{extra}")
+            walk(node.id, prefix + ("   " if last else "│  "))
+
+    walk("", "  ")
     if logs.final_output:
         lines.append(f"final output: {logs.final_output}")
     return "\n".join(lines)

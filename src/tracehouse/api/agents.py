@@ -127,6 +127,8 @@ def history(
 
 def _log_node(node: Node) -> LogNode:
     metadata: dict[str, Any] = {"name": node.name, "started_at": node.started_at.isoformat()}
+    if node.parent_span_id:
+        metadata["parent_id"] = node.parent_span_id
     if node.run_root:  # a sub-agent run inside this one
         metadata["run_id"] = node.run_id
         metadata["agent"] = node.agent_name

@@ -227,8 +227,8 @@ def _select_nodes(
 # What a run's log shows of each node: no raw attribute maps, span events or links, which
 # are most of a span's bytes (the full span is in run_nodes and the trace view).
 _LOG_NODE_COLUMNS = (
-    "TraceId", "SpanId", "SpanName", "Timestamp", "Duration", "StatusMessage", "RunId", "ParentRunId", "RunRoot",
-    "NodeType", "Status", "AgentName", "Model", "Provider", "InputTokens", "OutputTokens", "CacheReadTokens",
+    "TraceId", "SpanId", "ParentSpanId", "SpanName", "Timestamp", "Duration", "StatusMessage", "RunId", "ParentRunId",
+    "RunRoot", "NodeType", "Status", "AgentName", "Model", "Provider", "InputTokens", "OutputTokens", "CacheReadTokens",
     "CacheCreationTokens", "ReasoningTokens", "CostUsd", "Input", "Output", "ErrorType",
 )  # fmt: skip
 

@@ -25,7 +25,7 @@ class Server:
     http: str = ""
     output: list[str] = field(default_factory=list)
 
-    def start(self, timeout: float = 60) -> Server:
+    def start(self, timeout: float = 240) -> Server:
         command = [
             sys.executable,
             "-m",

@@ -42,7 +42,7 @@ def get_error(url: str, headers: dict | None = None) -> tuple[int, dict]:
 
 
 def wait_for_run(base: str, run_id: str, headers: dict | None = None) -> dict:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         for item in get(f"{base}/api/v1/agents/history?limit=1000", headers):
             if item["run_id"] == run_id and item["status"] != "running":

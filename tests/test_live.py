@@ -23,7 +23,7 @@ class Boom(Exception):
 def _collect(ws, until_runs: int) -> list[dict]:
     messages, finished = [], 0
     while finished < until_runs:
-        message = json.loads(ws.recv(timeout=30))
+        message = json.loads(ws.recv(timeout=120))
         messages.append(message)
         finished += message["type"] in ("execution_completed", "execution_failed")
     return messages
@@ -86,12 +86,12 @@ def test_tail_follows_a_run_in_the_terminal_and_the_client(served):
     srv = served("--api-keys", "k1:acme")
     tail = subprocess.Popen(
         [sys.executable, "-m", "tracehouse.cli", "tail", "--url", srv.http, "--api-key", "k1", "--agent", "tailed",
-         "--idle-timeout", "20"],
+         "--idle-timeout", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     try:
         assert "following" in tail.stderr.readline()  # printed once connected
-        events = tracehouse.Client(srv.http, "k1").tail(run_id=None, agent="tailed", idle_timeout=20)
+        events = tracehouse.Client(srv.http, "k1").tail(run_id=None, agent="tailed", idle_timeout=120)
         config = tracehouse.configure("live", endpoint=srv.http, api_key="k1", batch=False)
         with pytest.raises(Boom), tracehouse.run("tailed") as run:
             with tracehouse.tool("lookup"):

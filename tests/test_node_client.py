@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import serve_helpers
 from test_api_agents import wait_for_run
 
 import tracehouse
@@ -40,6 +41,14 @@ def node_program() -> list[str]:
     return [node, str(PROGRAM)]
 
 
+@pytest.fixture(scope="module")
+def node_server(tmp_path_factory):
+    """One server for the three protocols (each run has its own trace, so they do not mix)."""
+    server = serve_helpers.Server(str(tmp_path_factory.mktemp("node") / "data"), ("--api-keys", "nodekey:node-team"))
+    yield server.start()
+    server.stop()
+
+
 def test_the_js_program_sets_only_attribute_names_tracehouse_knows():
     known = {v for k, v in vars(semconv).items() if k.isupper() and isinstance(v, str)}
     used = set(re.findall(r"'((?:gen_ai|user)\.[a-z_.]+)'", PROGRAM.read_text()))
@@ -47,11 +56,11 @@ def test_the_js_program_sets_only_attribute_names_tracehouse_knows():
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http-proto", "http-json"])
-def test_a_nodejs_agent_run_reads_back(served, node_program, protocol):
-    srv = served("--api-keys", "nodekey:node-team")
+def test_a_nodejs_agent_run_reads_back(node_server, node_program, protocol):
+    srv = node_server
     url = f"http://{srv.grpc}" if protocol == "grpc" else f"{srv.http}/v1/traces"
     env = {**os.environ, "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=nodekey", "CONVERSATION_ID": f"conv-{protocol}"}
-    sent = subprocess.run([*node_program, protocol, url], env=env, capture_output=True, text=True, timeout=120)
+    sent = subprocess.run([*node_program, protocol, url], env=env, capture_output=True, text=True, timeout=300)
     assert sent.returncode == 0, sent.stderr
     trace_id = json.loads(sent.stdout.strip().splitlines()[-1])["trace_id"]
     run_id = trace_id  # no tracehouse.run.id: the trace is the run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tracehouse import __version__
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest request accepted, after decompression (env TRACEHOUSE_MAX_REQUEST_MB; default 20)",
     )
 
-    def reader_args(parser: argparse.ArgumentParser) -> None:
+    def server_args(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--url",
             default=_env("URL", "http://127.0.0.1:4318"),
@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--api-key", default=_env("API_KEY", "") or None, help="env TRACEHOUSE_API_KEY")
         parser.add_argument("--tenant", default=None, help="the tenant to read, for a server without API keys")
         parser.add_argument("--json", action="store_true", help="print JSON")
+
+    def reader_args(parser: argparse.ArgumentParser) -> None:
+        server_args(parser)
         parser.add_argument("-v", "--verbose", action="store_true", help="say where the data is read from")
         _add_store(parser)
 
@@ -163,16 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     retention_cmd.add_argument("--cleanup", action="store_true", help="drop what has expired now, and say what")
     tail_cmd = commands.add_parser("tail", help="follow runs live as the server stores them")
     tail_cmd.set_defaults(handler=cmd_tail)
-    tail_cmd.add_argument(
-        "--url",
-        default=_env("URL", "http://127.0.0.1:4318"),
-        help="the server to follow (env TRACEHOUSE_URL; default http://127.0.0.1:4318)",
-    )
-    tail_cmd.add_argument("--api-key", default=_env("API_KEY", "") or None, help="env TRACEHOUSE_API_KEY")
-    tail_cmd.add_argument("--tenant", default=None, help="the tenant to follow, for a server without API keys")
+    server_args(tail_cmd)  # --json: one JSON object a line
     tail_cmd.add_argument("--agent", help="only this agent's runs")
     tail_cmd.add_argument("--run", dest="run_id", help="only this run")
-    tail_cmd.add_argument("--json", action="store_true", help="one JSON object a line")
     tail_cmd.add_argument("--idle-timeout", type=float, help="stop after this many seconds without an event")
 
     demo = commands.add_parser("demo", help="fill a store with sample agent runs and show one")
@@ -366,22 +362,15 @@ def format_logs(logs: Any) -> str:
         f"run {logs.run_id}: {s.total_nodes} nodes ({s.successful_nodes} ok, {s.failed_nodes} failed), "
         f"{s.total_duration}, {s.tokens_used} tokens, {s.cost_cents:.3f} cents"
     ]
-    ids = {node.id for node in logs.nodes}
-    children: dict[str, list[Any]] = {}
-    for node in logs.nodes:  # in start order; a node whose parent is not a node hangs from the run
-        parent = node.metadata.get("parent_id", "")
-        children.setdefault(parent if parent in ids else "", []).append(node)
 
-    def walk(parent: str, prefix: str) -> None:
-        kids = children.get(parent, [])
-        for i, node in enumerate(kids):
-            last = i == len(kids) - 1
-            extra = f"  error: {node.error_message}" if node.error_message else ""
-            name = node.metadata.get("name", node.id)
-            lines.append(f"{prefix}{'└─ ' if last else '├─ '}{name}  [{node.type}]  {node.status}  {node.time}{extra}")
-            walk(node.id, prefix + ("   " if last else "│  "))
+    def describe(node: Any) -> str:
+        extra = f"  error: {node.error_message}" if node.error_message else ""
+        return f"{node.metadata.get('name', node.id)}  [{node.type}]  {node.status}  {node.time}{extra}"
 
-    walk("", "  ")
+    # A node whose parent is not a node (the run's own root span) hangs from the run.
+    lines += _tree_lines(
+        logs.nodes, lambda n: n.id, lambda n: n.metadata.get("parent_id", ""), describe, indent="  ", branch_top=True
+    )
     if logs.final_output:
         lines.append(f"final output: {logs.final_output}")
     return "\n".join(lines)
@@ -444,23 +433,36 @@ def format_runs(runs: Sequence[Run]) -> str:
 
 def format_tree(nodes: Sequence[Node]) -> str:
     """Spans as an indented tree, children in start order."""
-    ids = {n.span_id for n in nodes}
-    children: dict[str, list[Node]] = {}
-    for node in nodes:
-        parent = node.parent_span_id if node.parent_span_id in ids else ""
-        children.setdefault(parent, []).append(node)
+    return "\n".join(_tree_lines(nodes, lambda n: n.span_id, lambda n: n.parent_span_id, _describe))
+
+
+def _tree_lines(
+    items: Sequence[Any],
+    key: Callable[[Any], str],
+    parent: Callable[[Any], str],
+    describe: Callable[[Any], str],
+    *,
+    indent: str = "",
+    branch_top: bool = False,
+) -> list[str]:
+    """Items as tree lines, children in the items' order; an item whose parent is not among them
+    is at the top (drawn with branches only when ``branch_top``)."""
+    ids = {key(item) for item in items}
+    children: dict[str, list[Any]] = {}
+    for item in items:
+        children.setdefault(parent(item) if parent(item) in ids else "", []).append(item)
     lines: list[str] = []
 
-    def walk(parent: str, prefix: str) -> None:
-        kids = children.get(parent, [])
-        for i, node in enumerate(kids):
+    def walk(of: str, prefix: str, top: bool) -> None:
+        kids = children.get(of, [])
+        for i, item in enumerate(kids):
             last = i == len(kids) - 1
-            branch = "" if not prefix and parent == "" else ("└─ " if last else "├─ ")
-            lines.append(f"{prefix}{branch}{_describe(node)}")
-            walk(node.span_id, prefix + ("" if branch == "" else ("   " if last else "│  ")))
+            branch = "" if top and not branch_top else ("└─ " if last else "├─ ")
+            lines.append(f"{prefix}{branch}{describe(item)}")
+            walk(key(item), prefix + ("" if not branch else ("   " if last else "│  ")), False)
 
-    walk("", "")
-    return "\n".join(lines)
+    walk("", indent, True)
+    return lines
 
 
 def _describe(node: Node) -> str:

@@ -47,11 +47,8 @@ class Client:
         self.timeout = timeout
 
     def _call(self, method: str, path: str, result: Any, params: dict | None = None, body: Any = None) -> Any:
-        query = {k: v for k, v in {**(params or {}), "tenant": self.tenant}.items() if v is not None}
-        url = f"{self.url}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-        headers = {"Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
+        url = f"{self.url}{path}{self._query(params)}"
+        headers = {"Accept": "application/json", **self._auth()}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -67,6 +64,14 @@ class Client:
                 detail = exc.reason
             raise (NotFound if exc.code == 404 else ClientError)(exc.code, str(detail)) from None
         return TypeAdapter(result).validate_python(payload)
+
+    def _query(self, params: dict | None) -> str:
+        """The query string of a request: its parameters that are set, and the tenant."""
+        query = {k: v for k, v in {**(params or {}), "tenant": self.tenant}.items() if v is not None}
+        return f"?{urllib.parse.urlencode(query)}" if query else ""
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def ping(self) -> bool:
         """Whether a server answers at ``url``."""
@@ -139,12 +144,10 @@ class Client:
         from websockets.exceptions import InvalidStatus
         from websockets.sync.client import connect
 
-        query = {k: v for k, v in {"agent": agent, "run_id": run_id, "tenant": self.tenant}.items() if v}
-        url = self.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/ws/events"
-        url += f"?{urllib.parse.urlencode(query)}" if query else ""
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None
+        base = self.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        url = f"{base}/ws/events{self._query({'agent': agent, 'run_id': run_id})}"
         try:
-            ws = connect(url, additional_headers=headers, open_timeout=self.timeout)
+            ws = connect(url, additional_headers=self._auth(), open_timeout=self.timeout)
         except InvalidStatus as exc:
             code = exc.response.status_code
             raise ClientError(code, "the server refused the live stream (a valid API key is required)") from None

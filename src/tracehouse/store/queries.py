@@ -13,36 +13,34 @@ from typing import Any
 from tracehouse.model import Event, Node, NodeType, Run, SpanEvent, SpanLink, Status, Usage
 from tracehouse.store import rows, schema
 
-_RUN_LIST_COLUMNS = (
-    "Tenant",
-    "RunId",
-    "ParentRunId",
-    "TraceId",
-    "RootSpanId",
-    "AgentName",
-    "ServiceName",
-    "ConversationId",
-    "UserId",
-    "Status",
-    "StartedAt",
-    "EndedAt",
-    "DurationNs",
-    "NodeCount",
-    "FailedNodes",
-    "LlmCalls",
-    "ToolCalls",
-    "InputTokens",
-    "OutputTokens",
-    "CacheReadTokens",
-    "CacheCreationTokens",
-    "ReasoningTokens",
-    "CostUsd",
-    "InputPreview",
-    "OutputPreview",
-    "ErrorMessage",
-    "Metadata",
-    "TtlDays",
-)
+# Columns of the runs table read into Run fields of the same value (Status and the token counts
+# are converted in _run).
+_RUN_FIELDS = {
+    "Tenant": "tenant",
+    "RunId": "run_id",
+    "ParentRunId": "parent_run_id",
+    "TraceId": "trace_id",
+    "RootSpanId": "root_span_id",
+    "AgentName": "agent_name",
+    "ServiceName": "service_name",
+    "ConversationId": "conversation_id",
+    "UserId": "user_id",
+    "StartedAt": "started_at",
+    "EndedAt": "ended_at",
+    "DurationNs": "duration_ns",
+    "NodeCount": "node_count",
+    "FailedNodes": "failed_nodes",
+    "LlmCalls": "llm_calls",
+    "ToolCalls": "tool_calls",
+    "CostUsd": "cost_usd",
+    "InputPreview": "input_preview",
+    "OutputPreview": "output_preview",
+    "ErrorMessage": "error_message",
+    "Metadata": "metadata",
+    "TtlDays": "ttl_days",
+}
+_USAGE_COLUMNS = ("InputTokens", "OutputTokens", "CacheReadTokens", "CacheCreationTokens", "ReasoningTokens")
+_RUN_LIST_COLUMNS = (*_RUN_FIELDS, "Status", *_USAGE_COLUMNS)
 
 
 def list_runs_sql(
@@ -106,12 +104,13 @@ def list_runs(
     )
     floor = since or datetime(1970, 1, 1, tzinfo=UTC)
     newest = until or datetime.now(UTC)
-    for window in (*_HISTORY_WINDOWS, None):
-        start = floor if window is None else max(floor, newest - window)
-        rows = store.query(sql, {**params, "since": start})
-        if len(rows) >= limit or start == floor:
+    for window in _HISTORY_WINDOWS:
+        if newest - window <= floor:
+            break
+        rows = store.query(sql, {**params, "since": newest - window})
+        if len(rows) >= limit:
             return [_run(row) for row in rows]
-    raise AssertionError("unreachable: the last window is unbounded")
+    return [_run(row) for row in store.query(sql, {**params, "since": floor})]
 
 
 # Windows the history looks in before reading every partition (see list_runs).
@@ -130,32 +129,12 @@ def _usage(r: dict[str, Any]) -> Usage:
 
 def _run(row: tuple) -> Run:
     r = dict(zip(_RUN_LIST_COLUMNS, row, strict=True))
-    return Run(
-        tenant=r["Tenant"],
-        run_id=r["RunId"],
-        parent_run_id=r["ParentRunId"],
-        trace_id=r["TraceId"],
-        root_span_id=r["RootSpanId"],
-        agent_name=r["AgentName"],
-        service_name=r["ServiceName"],
-        conversation_id=r["ConversationId"],
-        user_id=r["UserId"],
-        status=Status(r["Status"]),
-        started_at=r["StartedAt"],
-        ended_at=r["EndedAt"],
-        duration_ns=r["DurationNs"],
-        node_count=r["NodeCount"],
-        failed_nodes=r["FailedNodes"],
-        llm_calls=r["LlmCalls"],
-        tool_calls=r["ToolCalls"],
-        usage=_usage(r),
-        cost_usd=r["CostUsd"],
-        input_preview=r["InputPreview"],
-        output_preview=r["OutputPreview"],
-        error_message=r["ErrorMessage"],
-        metadata=r["Metadata"],
-        ttl_days=r["TtlDays"],
-    )
+    return Run(**_mapped(r, _RUN_FIELDS), status=Status(r["Status"]), usage=_usage(r))
+
+
+def _mapped(r: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+    """Model fields from the columns read, by a column -> field map (columns not read are left out)."""
+    return {field: r[column] for column, field in fields.items() if column in r}
 
 
 _NODE_COLUMNS = (
@@ -301,7 +280,7 @@ _NODE_FIELDS = {
 
 def _node(r: dict[str, Any]) -> Node:
     """A Node from the columns read; fields whose columns were not read keep their defaults."""
-    fields: dict[str, Any] = {field: r[column] for column, field in _NODE_FIELDS.items() if column in r}
+    fields = _mapped(r, _NODE_FIELDS)
     if "NodeType" in r:
         fields["type"] = NodeType.parse(r["NodeType"])
     if "Status" in r:

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import serve_helpers
@@ -34,15 +36,23 @@ def engine(engine_dir: str) -> Iterator[object]:
     client.close()
 
 
-@pytest.fixture
-def store(engine: object, engine_dir: str) -> Iterator[Store]:
-    """A migrated store in a fresh database of the shared embedded engine."""
+@contextmanager
+def fresh_store(engine: Any, engine_dir: str) -> Iterator[Store]:
+    """A migrated store in a fresh database of the shared embedded engine, dropped afterwards."""
     database = f"t_{uuid.uuid4().hex[:12]}"
     address = parse_dsn(f"chdb://{engine_dir}?database={database}")
     store = Store(engine, address, Layout(database=database))
     migrations.migrate(engine, store.layout)
-    yield store
-    engine.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+    try:
+        yield store
+    finally:
+        engine.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+
+
+@pytest.fixture
+def store(engine: object, engine_dir: str) -> Iterator[Store]:
+    with fresh_store(engine, engine_dir) as store:
+        yield store
 
 
 def run_cli(*args: str, cwd: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -12,6 +12,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tracehouse import semconv
+
+# Every attribute (and span event) name tracehouse knows, from its one home.
+KNOWN_NAMES = frozenset(v for k, v in vars(semconv).items() if k.isupper() and isinstance(v, str))
+
 
 class Recorder:
     """A tracer provider of its own (the global one is left alone) that keeps finished spans."""

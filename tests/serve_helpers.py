@@ -6,11 +6,20 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import time
 from dataclasses import dataclass, field
+
+
+def unused_port() -> int:
+    """A loopback port nothing listens on (bound once, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
 
 _READY = re.compile(r"OTLP/gRPC on ([\d.]+):(\d+), OTLP/HTTP and API on (http://[\d.]+:\d+)")
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 
 import pytest
 from conftest import run_cli
+from serve_helpers import unused_port
 from test_api_agents import wait_for_run
 from test_api_replay import conversation
 
@@ -47,9 +47,7 @@ def test_the_client_and_the_cli_read_the_same_runs_with_or_without_a_server(serv
     assert openai == client.resume(first).messages
 
     srv.stop()  # no server any more: the CLI opens the store itself
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        nobody = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    nobody = f"http://127.0.0.1:{unused_port()}"
     for command in (["runs"], ["logs", first], ["replay", first, "--mode", "transcript"]):
         result = run_cli(*command, "--url", nobody, "--store", store, "--json", "-v")
         assert result.returncode == 0, result.stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from otel_helpers import KNOWN_NAMES
 
 from tracehouse import semconv
 from tracehouse.ingest.receiver import Auth, parse_api_keys
@@ -113,8 +114,7 @@ def test_to_tracehouse_exports_otlp_grpc_with_key_retry_and_queue():
     # The filter keeps spans by attribute names tracehouse normalizes: each is a known name.
     (condition,) = config["processors"]["filter/genai"]["traces"]["span"]
     names = re.findall(r'attributes\["([^"]+)"\]', condition)
-    known = {v for k, v in vars(semconv).items() if k.isupper() and isinstance(v, str)}
-    assert names and set(names) <= known, set(names) - known
+    assert names and set(names) <= KNOWN_NAMES, set(names) - KNOWN_NAMES
     assert semconv.TRACEHOUSE_RUN_ID in names and semconv.GEN_AI_OPERATION_NAME in names
 
 

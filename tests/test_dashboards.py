@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import fresh_store
 from grafana_macros import ALL, Context, expand
 from plan_helpers import columns_read
 
@@ -148,23 +149,18 @@ def test_prometheus_panels_name_the_receivers_metrics():
 @pytest.fixture(scope="module")
 def filled(engine, engine_dir):
     """A store with a week of sample runs in two tenants and some log records."""
-    import uuid
+    with fresh_store(engine, engine_dir) as store:
+        yield _fill(store)
 
-    from tracehouse.store import Store, migrations
-    from tracehouse.store.dsn import parse_dsn
-    from tracehouse.store.schema import Layout
 
-    database = f"t_{uuid.uuid4().hex[:12]}"
-    store = Store(engine, parse_dsn(f"chdb://{engine_dir}?database={database}"), Layout(database=database))
-    migrations.migrate(engine, store.layout)
+def _fill(store):
     samples = sample_runs(40, seed=5, days=7) + sample_runs(6, seed=6, days=7, tenant="acme")
     store.write([n for s in samples for n in s.nodes], [e for s in samples for e in s.events])
     now = datetime.now(UTC)
     store.insert_logs(
         [LogRecord(timestamp=now - timedelta(minutes=i), body=f"step {i}", service_name="agent") for i in range(5)]
     )
-    yield store, samples
-    engine.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+    return store, samples
 
 
 def _context(store, samples, **selected) -> Context:

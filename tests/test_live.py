@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 from conftest import run_cli
+from serve_helpers import unused_port
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -111,8 +111,6 @@ def test_tail_follows_a_run_in_the_terminal_and_the_client(served):
 
 
 def test_tail_without_a_server_or_key_says_why():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        nobody = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    nobody = f"http://127.0.0.1:{unused_port()}"
     done = run_cli("tail", "--url", nobody, "--idle-timeout", "1")
     assert done.returncode == 2 and "tail needs a running server" in done.stderr and "Traceback" not in done.stderr

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import serve_helpers
+from otel_helpers import KNOWN_NAMES
 from test_api_agents import wait_for_run
 
 import tracehouse
-from tracehouse import semconv
 from tracehouse.pricing import cost_usd
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -50,9 +50,8 @@ def node_server(tmp_path_factory):
 
 
 def test_the_js_program_sets_only_attribute_names_tracehouse_knows():
-    known = {v for k, v in vars(semconv).items() if k.isupper() and isinstance(v, str)}
     used = set(re.findall(r"'((?:gen_ai|user)\.[a-z_.]+)'", PROGRAM.read_text()))
-    assert used and used <= known, used - known
+    assert used and used <= KNOWN_NAMES, used - KNOWN_NAMES
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http-proto", "http-json"])

@@ -34,7 +34,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import Status, StatusCode
 from otel_helpers import Recorder
-from serve_helpers import Server, dump_store
+from serve_helpers import Server, dump_store, unused_port
 
 from tracehouse import pricing, semconv
 
@@ -408,13 +408,9 @@ def test_logs_arrive_correlated_with_their_span_and_run(server):
 
 
 def test_the_receiver_takes_data_while_its_clickhouse_server_is_down(tmp_path):
-    import socket
-
     from tracehouse.ingest.spool import Spool
 
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        dead_port = probe.getsockname()[1]
+    dead_port = unused_port()
     spool_dir = str(tmp_path / "spool")
     srv = Server(str(tmp_path / "unused"), ("--spool", spool_dir), store=f"http://127.0.0.1:{dead_port}/tracehouse")
     srv.start()

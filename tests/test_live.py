@@ -114,3 +114,31 @@ def test_tail_without_a_server_or_key_says_why():
     nobody = f"http://127.0.0.1:{unused_port()}"
     done = run_cli("tail", "--url", nobody, "--idle-timeout", "1")
     assert done.returncode == 2 and "tail needs a running server" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_follower_of_an_agent_gets_the_events_stored_before_the_run_named_its_agent():
+    # Only the run's own span names the agent, and it arrives last: its children may be stored
+    # (and published) in an earlier batch, while the agent is unknown.
+    from tracehouse.api.live import LiveHub, _Subscriber
+    from tracehouse.demo import sample_run
+
+    sample = sample_run(5, agent="planner")
+    own = [n for n in sample.nodes if n.run_id == sample.run_id]
+    root = next(n for n in own if n.run_root)
+    children = [n.model_copy(update={"agent_name": ""}) for n in own if not n.run_root]
+    hub = LiveHub()
+    follower = _Subscriber("default", "planner", None)
+    everyone = _Subscriber("default", None, None)
+    first, second = hub.messages(children), hub.messages([root])
+
+    def seen(subscriber):
+        return [(m["type"], m.get("node", {}).get("id")) for m in first + second if subscriber.wants(m)]
+
+    expected = (
+        [("execution_started", None)]
+        + [("node_executed", n.span_id) for n in children]
+        + [("execution_failed" if root.status.value == "failed" else "execution_completed", None)]
+    )
+    assert seen(follower) == expected
+    assert seen(everyone) == expected  # no event twice for a subscriber without an agent filter
+    assert hub.messages([root]) == [m for m in second if "late" not in m]  # held events go once

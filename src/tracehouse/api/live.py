@@ -10,6 +10,10 @@ event loop:
 - ``execution_completed`` / ``execution_failed``: when the run's own span arrives (a cancelled
   run is ``execution_failed`` with status ``cancelled``).
 
+Often only the run's own span names its agent, and it ends (and arrives) last. Events of a run
+stored before its agent is known are held; when the run's span arrives, subscribers following
+that agent get them first, in order, then the completion.
+
 Query parameters: ``agent``, ``run_id``; ``api_key`` (or the usual headers) when the server has
 keys, since browsers cannot set headers on a WebSocket; without a valid one the handshake is
 refused (HTTP 403). A slow subscriber loses events rather than slowing the writer (its queue
@@ -32,7 +36,9 @@ from tracehouse.model import DEFAULT_TENANT, Event, Node, Status
 
 router = APIRouter()
 _SEEN_RUNS = 100_000  # runs remembered as started
+_HELD_RUNS = 10_000  # runs whose agent is not known yet, their events held for agent filters
 _QUEUE = 10_000
+_LATE = "late"  # marks an event re-sent, once its run's agent is known, to agent subscribers
 
 
 @dataclass
@@ -43,6 +49,8 @@ class _Subscriber:
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(_QUEUE))
 
     def wants(self, message: dict[str, Any]) -> bool:
+        if message.get(_LATE) and self.agent is None:
+            return False  # it had this event when it was first stored
         return (
             message["tenant"] == self.tenant
             and (self.run_id is None or message["run_id"] == self.run_id)
@@ -73,6 +81,15 @@ class LiveHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._agents: dict[tuple[str, str], str] = {}
+        self._held: OrderedDict[tuple[str, str], list[dict[str, Any]]] = OrderedDict()
+
+    def _emit(self, out: list[dict[str, Any]], key: tuple[str, str], message: dict[str, Any]) -> None:
+        out.append(message)
+        if not message["agent"]:
+            self._held.setdefault(key, []).append(message)
+            self._held.move_to_end(key)
+            if len(self._held) > _HELD_RUNS:
+                self._held.popitem(last=False)
 
     def messages(self, nodes: Sequence[Node]) -> list[dict[str, Any]]:
         """A batch's events, in order: starts, nodes by start, then completions."""
@@ -90,18 +107,23 @@ class LiveHub:
                 if len(self._started) > _SEEN_RUNS:
                     old, _ = self._started.popitem(last=False)
                     self._agents.pop(old, None)
-                out.append({"type": "execution_started", "tenant": node.tenant, "run_id": node.run_id, "agent": agent})
+                started = {"type": "execution_started", "tenant": node.tenant, "run_id": node.run_id, "agent": agent}
+                self._emit(out, key, started)
             if not node.run_root:
-                out.append(
+                self._emit(
+                    out,
+                    key,
                     {
                         "type": "node_executed",
                         "tenant": node.tenant,
                         "run_id": node.run_id,
                         "agent": agent,
                         "node": _node(node),
-                    }
+                    },
                 )
         for (tenant, run_id), root in roots.items():
+            for held in self._held.pop((tenant, run_id), []):
+                out.append({**held, "agent": root.agent_name, _LATE: True})
             kind = "execution_completed" if root.status is Status.COMPLETED else "execution_failed"
             out.append(
                 {
@@ -167,7 +189,7 @@ async def events(
     try:
         while True:
             message = await subscriber.queue.get()
-            await websocket.send_json({k: v for k, v in message.items() if k != "tenant"})
+            await websocket.send_json({k: v for k, v in message.items() if k not in ("tenant", _LATE)})
     except WebSocketDisconnect:
         pass
     finally:

@@ -32,9 +32,9 @@ def test_demo_fills_a_fresh_store_and_shows_a_run(tmp_path):
 def test_migrate_reports_the_schema_version(tmp_path):
     first = run_cli("migrate", "--store", f"chdb://{tmp_path}/s")
     assert first.returncode == 0, first.stderr
-    assert "schema version 2 (applied 1, 2)" in first.stdout
+    assert "schema version 3 (applied 1, 2, 3)" in first.stdout
     second = run_cli("migrate", "--store", f"chdb://{tmp_path}/s")
-    assert "schema version 2 (up to date)" in second.stdout
+    assert "schema version 3 (up to date)" in second.stdout
 
 
 def test_store_can_come_from_the_environment(tmp_path, monkeypatch):

@@ -33,7 +33,10 @@ def test_every_cluster_statement_parses(engine, cluster_ddl):
 
 def test_every_cluster_statement_runs_on_the_cluster(cluster_ddl):
     assert cluster_ddl[0] == "CREATE DATABASE IF NOT EXISTS th ON CLUSTER agents_cluster"
-    for statement in cluster_ddl:
+    # A copy of rows runs once, through the Distributed tables, which route rows to their shards.
+    copies = [s for s in cluster_ddl if s.startswith("INSERT INTO ")]
+    assert copies == [f"INSERT INTO th.{schema.RUNS_BY_ID} SELECT * FROM th.{schema.RUNS}"]
+    for statement in (s for s in cluster_ddl if s not in copies):
         first_line = statement.splitlines()[0]
         assert first_line.endswith(" ON CLUSTER agents_cluster"), first_line
 
@@ -46,22 +49,23 @@ def test_each_table_is_a_replicated_local_table_behind_a_distributed_one(cluster
         engine = re.search(r"^ENGINE = (\w+)\((.*)\)$", local, re.MULTILINE)
         assert engine.group(1).startswith("ReplicatedReplacingMergeTree"), table
         assert engine.group(2).startswith(f"'/clickhouse/tables/{{shard}}/th/{table}_local', '{{replica}}'"), table
-        assert "ttl_only_drop_parts = 1" in local or table in (schema.TENANTS, schema.MIGRATIONS)
+        assert "ttl_only_drop_parts = 1" in local or table in (schema.TENANTS, schema.MIGRATIONS, schema.RUNS_BY_ID)
         dist = next(s for s in cluster_ddl if s.startswith(f"CREATE TABLE IF NOT EXISTS th.{table} "))
         assert f"AS th.{table}_local" in dist
         assert re.search(rf"ENGINE = Distributed\(agents_cluster, th, {table}_local, .+\)$", dist), dist
 
 
 def test_runs_and_their_spans_shard_together(cluster_ddl):
-    for table in (schema.SPANS, schema.RUNS, schema.EVENTS):
+    for table in (schema.SPANS, schema.RUNS, schema.RUNS_BY_ID, schema.EVENTS):
         dist = next(s for s in cluster_ddl if s.startswith(f"CREATE TABLE IF NOT EXISTS th.{table} "))
         assert dist.endswith("cityHash64(Tenant, RunId))"), table
 
 
-def test_the_lookup_view_reads_and_writes_local_tables(cluster_ddl):
-    view = next(s for s in cluster_ddl if "MATERIALIZED VIEW" in s)
-    assert f"TO th.{schema.TRACE_ID_TS}_local" in view
-    assert f"FROM th.{schema.SPANS}_local" in view
+def test_the_lookup_views_read_and_write_local_tables(cluster_ddl):
+    views = [s for s in cluster_ddl if "MATERIALIZED VIEW" in s]
+    assert len(views) == 2
+    assert f"TO th.{schema.TRACE_ID_TS}_local" in views[0] and f"FROM th.{schema.SPANS}_local" in views[0]
+    assert f"TO th.{schema.RUNS_BY_ID}_local" in views[1] and f"FROM th.{schema.RUNS}_local" in views[1]
 
 
 def test_single_server_ddl_has_no_cluster_parts(capsys):

@@ -29,8 +29,9 @@ def test_deleting_a_run_takes_its_sub_runs_and_everything_they_stored(store):
         schema.EVENTS: len(doomed.events),
         schema.LOGS: 0,
         schema.RUNS: 2,
-    }  # the run and its sub-agent run
-    assert removed.total == len(doomed.nodes) + len(doomed.events) + 2
+        schema.RUNS_BY_ID: 2,
+    }  # the run and its sub-agent run, in both copies of the runs
+    assert removed.total == len(doomed.nodes) + len(doomed.events) + 4
     assert _runs(store) == {n.run_id for n in kept.nodes}
     assert _rows(store, schema.SPANS, "TraceId = {t:String}", t=doomed.nodes[0].trace_id) == 0
     assert _rows(store, schema.EVENTS, "TraceId = {t:String}", t=doomed.nodes[0].trace_id) == 0
@@ -43,7 +44,8 @@ def test_forgetting_a_user_stays_within_the_tenant(store):
     for sample in (*theirs, *others):
         store.write(sample.nodes, sample.events)
     removed = retention.delete_user(store, "default", "u-gone")
-    assert removed.rows[schema.RUNS] == 6 and removed.rows[schema.SPANS] == sum(len(s.nodes) for s in theirs)
+    assert removed.rows[schema.RUNS] == removed.rows[schema.RUNS_BY_ID] == 6
+    assert removed.rows[schema.SPANS] == sum(len(s.nodes) for s in theirs)
     assert _runs(store) == {n.run_id for n in others[0].nodes}
     assert _runs(store, "acme") == {n.run_id for n in others[1].nodes}  # another tenant's user of the same id
     assert _rows(store, schema.SPANS, "Tenant = 'default' AND UserId = 'u-gone'") == 0
@@ -61,8 +63,11 @@ def test_tenant_retention_settings(store):
             retention.set_retention(store, "acme", days, payload)
 
 
+_TTL_TABLES = (schema.SPANS, schema.EVENTS, schema.RUNS, schema.RUNS_BY_ID, schema.AGENT_DAILY, schema.TRACE_ID_TS)
+
+
 def test_cleanup_applies_retention_now_and_reports(store):
-    for table in (schema.SPANS, schema.EVENTS, schema.RUNS, schema.AGENT_DAILY, schema.TRACE_ID_TS):
+    for table in _TTL_TABLES:
         store.client.command(f"SYSTEM STOP TTL MERGES {store.table(table)}")
     old = sample_run(80, started_at=datetime.now(UTC) - timedelta(days=40), ttl_days=30)
     fresh = sample_run(81)
@@ -70,8 +75,8 @@ def test_cleanup_applies_retention_now_and_reports(store):
         store.write(sample.nodes, sample.events)
     # TTL merges stay stopped, so no background merge takes the old rows before cleanup counts them.
     removed = retention.cleanup(store)
-    for table in (schema.SPANS, schema.EVENTS, schema.RUNS, schema.AGENT_DAILY, schema.TRACE_ID_TS):
+    for table in _TTL_TABLES:
         store.client.command(f"SYSTEM START TTL MERGES {store.table(table)}")
     assert removed.rows[schema.SPANS] == len(old.nodes) and removed.rows[schema.EVENTS] == len(old.events)
-    assert removed.rows[schema.RUNS] == 2
+    assert removed.rows[schema.RUNS] == removed.rows[schema.RUNS_BY_ID] == 2
     assert _runs(store) == {n.run_id for n in fresh.nodes}

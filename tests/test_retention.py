@@ -13,9 +13,17 @@ import pytest
 
 from tracehouse.demo import sample_run
 from tracehouse.model import LogRecord
-from tracehouse.store import schema
+from tracehouse.store import queries, schema
 
-TTL_TABLES = (schema.SPANS, schema.RUNS, schema.EVENTS, schema.LOGS, schema.AGENT_DAILY, schema.TRACE_ID_TS)
+TTL_TABLES = (
+    schema.SPANS,
+    schema.RUNS,
+    schema.RUNS_BY_ID,
+    schema.EVENTS,
+    schema.LOGS,
+    schema.AGENT_DAILY,
+    schema.TRACE_ID_TS,
+)
 
 
 @pytest.fixture
@@ -61,6 +69,7 @@ def test_rows_past_their_retention_go_and_fresh_rows_stay(paused_ttl):
         return {
             schema.SPANS: _count(store, schema.SPANS, "TraceId = {t:String}", t=trace),
             schema.RUNS: _count(store, schema.RUNS, "RunId = {r:String}", r=run),
+            schema.RUNS_BY_ID: _count(store, schema.RUNS_BY_ID, "RunId = {r:String}", r=run),
             schema.EVENTS: _count(store, schema.EVENTS, "TraceId = {t:String}", t=trace),
             schema.LOGS: _count(store, schema.LOGS, "TraceId = {t:String}", t=trace),
             schema.TRACE_ID_TS: _count(store, schema.TRACE_ID_TS, "TraceId = {t:String}", t=trace),
@@ -68,6 +77,11 @@ def test_rows_past_their_retention_go_and_fresh_rows_stay(paused_ttl):
 
     for sample in (*gone, *kept):  # all stored while TTL merges were paused
         assert all(present(sample).values()), present(sample)
+    # Reads of one run see no expired run even before merges take its rows.
+    for sample in gone:
+        assert queries.run_summary(store, "default", sample.run_id) is None
+    for sample in kept:
+        assert queries.run_summary(store, "default", sample.run_id).run_id == sample.run_id
     days_with_runs = _count(store, schema.AGENT_DAILY, "Runs > 0")
 
     _apply_ttl(store)
@@ -77,7 +91,7 @@ def test_rows_past_their_retention_go_and_fresh_rows_stay(paused_ttl):
     for sample in kept:
         counts = present(sample)
         assert counts[schema.SPANS] == len(sample.nodes) and counts[schema.EVENTS] == len(sample.events)
-        assert counts[schema.RUNS] == 1 and counts[schema.LOGS] == 1
+        assert counts[schema.RUNS] == counts[schema.RUNS_BY_ID] == 1 and counts[schema.LOGS] == 1
     assert _count(store, schema.AGENT_DAILY, "Runs > 0") < days_with_runs
 
 

@@ -77,18 +77,24 @@ EXPECTED = {
     schema.AGENT_DAILY: ("ReplacingMergeTree", "(toYYYYMM(Day), TtlDays)", "Tenant, Day, AgentName", "TtlDays"),
     schema.TRACE_ID_TS: ("ReplacingMergeTree", "(toDate(Start), TtlDays)", "TraceId, Start", "TtlDays"),
 }  # fmt: skip
+# Tables whose parts span many days: rows expire one by one at merges, not as whole parts.
+ROW_TTL = {
+    schema.RUNS_BY_ID: (
+        "ReplacingMergeTree", "(toYYYYMM(StartedAt), TtlDays)", "Tenant, RunId, StartedAt", "TtlDays"
+    ),
+}  # fmt: skip
 
 
-@pytest.mark.parametrize("table", sorted(EXPECTED))
+@pytest.mark.parametrize("table", sorted(EXPECTED | ROW_TTL))
 def test_tables_have_the_intended_partitioning_and_ttl(store, table):
     info = _tables(store)[table]
-    engine, partition, sorting, ttl_column = EXPECTED[table]
+    engine, partition, sorting, ttl_column = (EXPECTED | ROW_TTL)[table]
     assert info["engine"] == engine
     assert info["partition"] == partition
     assert info["sorting"] == sorting
-    # The row TTL reads the per-row retention column, and parts expire whole.
+    # The row TTL reads the per-row retention column, and parts expire whole (or rows one by one).
     assert "TTL " in info["engine_full"] and f"toIntervalDay({ttl_column})" in info["engine_full"]
-    assert "ttl_only_drop_parts = 1" in info["engine_full"]
+    assert ("ttl_only_drop_parts = 1" in info["engine_full"]) == (table in EXPECTED)
     # Insert deduplication tokens work on these non-replicated tables.
     assert "non_replicated_deduplication_window = 1000" in info["engine_full"]
 
@@ -162,6 +168,38 @@ def test_the_trace_id_lookup_is_filled_by_its_materialized_view(store):
     )
     start = min(n.started_at for n in sample.nodes).replace(microsecond=0, tzinfo=None)
     assert rows[0][0] == start
+
+
+def test_the_runs_by_id_follow_the_runs_table(store):
+    from tracehouse.demo import sample_run
+
+    sample = sample_run(4)
+    store.write(sample.nodes, sample.events)
+    columns = "RunId, StartedAt, NodeCount, CostUsd, Version, IsDeleted"
+
+    def rows(table):
+        return store.query(f"SELECT {columns} FROM {store.table(table)} ORDER BY RunId, StartedAt, Version")
+
+    assert len(rows(schema.RUNS)) >= 2 and rows(schema.RUNS_BY_ID) == rows(schema.RUNS)
+
+
+def test_a_store_of_an_earlier_version_gets_its_runs_copied(store):
+    from tracehouse.demo import sample_run
+
+    for seed in (5, 6):
+        sample = sample_run(seed)
+        store.write(sample.nodes, sample.events)
+    # The store as schema version 2 left it: no runs-by-id table, its runs only in the runs table.
+    store.client.command(f"DROP VIEW {store.table(schema.RUNS_BY_ID_MV)} SYNC")
+    store.client.command(f"DROP TABLE {store.table(schema.RUNS_BY_ID)} SYNC")
+    store.client.command(f"DELETE FROM {store.table(schema.MIGRATIONS)} WHERE Version = 3")
+    assert migrations.migrate(store.client, store.layout) == [3]
+    count = "SELECT uniqExact(RunId, StartedAt, Version) FROM {t} WHERE Tenant = 'default'"
+    assert (
+        store.query(count.format(t=store.table(schema.RUNS_BY_ID)))[0][0]
+        == store.query(count.format(t=store.table(schema.RUNS)))[0][0]
+        > 0
+    )
 
 
 def test_migrations_are_recorded_and_idempotent(store):

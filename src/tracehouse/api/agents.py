@@ -155,7 +155,7 @@ def _log_node(node: Node) -> LogNode:
 @router.get("/logs", response_model=LogsResponse, summary="What happened inside one run")
 def logs(run_id: str, scope: tuple[Store, str] = Depends(read_scope)) -> LogsResponse:
     store, tenant = scope
-    run: Run | None = queries.run_summary(store, tenant, run_id)
+    run: Run | None = queries.run_summary(store, tenant, run_id, queries.RUN_TOTALS)
     if run is None:
         raise HTTPException(404, f"run {run_id} not found")
     found, final_output = queries.run_log_nodes(store, tenant, run)

@@ -67,7 +67,8 @@ def _replay(events: list[Event], mode: replay.Mode) -> Replay:
 
 
 def _run_or_404(store: Store, tenant: str, run_id: str) -> Run:
-    run = queries.run_summary(store, tenant, run_id)
+    """The run's time and totals (what bounds the reads of its events), or 404."""
+    run = queries.run_summary(store, tenant, run_id, queries.RUN_TOTALS)
     if run is None:
         raise HTTPException(404, f"run {run_id} not found")
     return run

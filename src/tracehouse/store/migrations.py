@@ -2,7 +2,8 @@
 
 A migration is a version number, a description and the statements it runs for a
 :class:`~tracehouse.store.schema.Layout`. Applied versions are recorded in
-``schema_migrations``. Statements are idempotent (``IF NOT EXISTS``), so a run that stopped
+``schema_migrations``. Statements are idempotent (``IF NOT EXISTS``; copies of rows into a
+ReplacingMergeTree collapse with the rows already there), so a run that stopped
 half-way is completed by the next start. New schema changes append a migration; released
 migrations are never edited.
 """
@@ -29,7 +30,15 @@ class Migration:
 
 def _initial(layout: Layout) -> list[str]:
     statements: list[str] = []
-    for spec in schema.DATA_TABLES:
+    for spec in (
+        schema.SPANS_TABLE,
+        schema.TRACE_ID_TS_TABLE,
+        schema.RUNS_TABLE,
+        schema.EVENTS_TABLE,
+        schema.LOGS_TABLE,
+        schema.AGENT_DAILY_TABLE,
+        schema.TENANTS_TABLE,
+    ):
         statements += layout.create_table(spec)
     statements += layout.create_view(schema.TRACE_ID_TS_VIEW)
     return statements
@@ -42,9 +51,20 @@ def _collector_defaults(layout: Layout) -> list[str]:
     return statements
 
 
+def _runs_by_id(layout: Layout) -> list[str]:
+    # The view first, then the copy of the rows already there: a run written in between is
+    # copied twice, and the two copies collapse (same key and version).
+    return [
+        *layout.create_table(schema.RUNS_BY_ID_TABLE),
+        *layout.create_view(schema.RUNS_BY_ID_VIEW),
+        f"INSERT INTO {layout.table(schema.RUNS_BY_ID)} SELECT * FROM {layout.table(schema.RUNS)}",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, trace id lookup, runs, events, logs, agent daily rollup, tenants", _initial),
     Migration(2, "defaults for spans and logs the Collector's ClickHouse exporter writes", _collector_defaults),
+    Migration(3, "runs sorted by id, for finding one run", _runs_by_id),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

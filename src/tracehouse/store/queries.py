@@ -41,6 +41,9 @@ _RUN_FIELDS = {
 }
 _USAGE_COLUMNS = ("InputTokens", "OutputTokens", "CacheReadTokens", "CacheCreationTokens", "ReasoningTokens")
 _RUN_LIST_COLUMNS = (*_RUN_FIELDS, "Status", *_USAGE_COLUMNS)
+# What a run's logs and replay need of its row: its time (which bounds their reads) and totals.
+# Fewer columns read are a faster lookup.
+RUN_TOTALS = ("Tenant", "RunId", "StartedAt", "EndedAt", "DurationNs", "CostUsd", *_USAGE_COLUMNS)
 
 
 def list_runs_sql(
@@ -127,9 +130,15 @@ def _usage(r: dict[str, Any]) -> Usage:
     )
 
 
-def _run(row: tuple) -> Run:
-    r = dict(zip(_RUN_LIST_COLUMNS, row, strict=True))
-    return Run(**_mapped(r, _RUN_FIELDS), status=Status(r["Status"]), usage=_usage(r))
+def _run(row: tuple, columns: tuple[str, ...] = _RUN_LIST_COLUMNS) -> Run:
+    """A Run from the columns read; fields whose columns were not read keep their defaults."""
+    r = dict(zip(columns, row, strict=True))
+    fields = _mapped(r, _RUN_FIELDS)
+    if "Status" in r:
+        fields["status"] = Status(r["Status"])
+    if "InputTokens" in r:
+        fields["usage"] = _usage(r)
+    return Run(**fields)
 
 
 def _mapped(r: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
@@ -302,19 +311,23 @@ def _node(r: dict[str, Any]) -> Node:
     return Node(**fields)
 
 
-def run_summary(store: Any, tenant: str, run_id: str) -> Run | None:
-    """One run's row, or None (also for another tenant's run).
+def run_summary(store: Any, tenant: str, run_id: str, columns: tuple[str, ...] = _RUN_LIST_COLUMNS) -> Run | None:
+    """One run's row (all of it, or the columns given, e.g. :data:`RUN_TOTALS`), or None (also
+    for another tenant's run).
 
     What FINAL would give, for one run only: the newest version under each key the run was
-    listed under (its key moves when its start moves), without the tombstoned ones.
+    listed under (its key moves when its start moves), without the tombstoned ones. Read from
+    the copy of the runs sorted by id, so finding it reads a few granules of one partition.
     """
     sql = (
-        f"SELECT {', '.join(_RUN_LIST_COLUMNS)}, Version, IsDeleted FROM {store.table(schema.RUNS)} "
+        f"SELECT {', '.join(columns)}, Version, IsDeleted FROM {store.table(schema.RUNS_BY_ID)} "
         "WHERE Tenant = {tenant:String} AND RunId = {run_id:String} "
+        # Expired rows leave this table at merges; the runs table has dropped them already.
+        f"AND {schema.RUN_EXPIRES} > now() "
         "ORDER BY StartedAt, Version DESC LIMIT 1 BY StartedAt"
     )
     live = [row for row in store.query(sql, {"tenant": tenant, "run_id": run_id}) if not row[-1]]
-    return _run(max(live, key=lambda row: row[-2])[:-2]) if live else None
+    return _run(max(live, key=lambda row: row[-2])[:-2], columns) if live else None
 
 
 def run_log_nodes(store: Any, tenant: str, run: Run) -> tuple[list[Node], str]:

@@ -16,7 +16,7 @@ from tracehouse.model import MAX_TTL_DAYS
 from tracehouse.store import schema
 
 # Tables that hold a run's rows, by the column naming the run.
-_RUN_TABLES = (schema.SPANS, schema.EVENTS, schema.LOGS, schema.RUNS)
+_RUN_TABLES = (schema.SPANS, schema.EVENTS, schema.LOGS, schema.RUNS, schema.RUNS_BY_ID)
 
 
 @dataclass
@@ -123,7 +123,15 @@ def set_retention(store: Any, tenant: str, days: int, payload_days: int | None =
     return TenantRetention(tenant, days, payload_days)
 
 
-_TTL_TABLES = (schema.SPANS, schema.EVENTS, schema.LOGS, schema.RUNS, schema.AGENT_DAILY, schema.TRACE_ID_TS)
+_TTL_TABLES = (
+    schema.SPANS,
+    schema.EVENTS,
+    schema.LOGS,
+    schema.RUNS,
+    schema.RUNS_BY_ID,
+    schema.AGENT_DAILY,
+    schema.TRACE_ID_TS,
+)
 
 
 def cleanup(store: Any) -> Removed:

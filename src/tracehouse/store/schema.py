@@ -29,6 +29,8 @@ SPANS = "otel_traces"
 TRACE_ID_TS = "otel_traces_trace_id_ts"
 TRACE_ID_TS_MV = "otel_traces_trace_id_ts_mv"
 RUNS = "runs"
+RUNS_BY_ID = "runs_by_id"
+RUNS_BY_ID_MV = "runs_by_id_mv"
 EVENTS = "events"
 LOGS = "otel_logs"
 AGENT_DAILY = "agent_daily"
@@ -160,6 +162,8 @@ def _indent(text: str) -> str:
 _ROW_TTL = "toDateTime(Timestamp) + toIntervalDay(TtlDays)"
 _PAYLOAD_TTL = "toDateTime(Timestamp) + toIntervalDay(PayloadTtlDays)"
 _DAY_PARTITION = "(toDate(Timestamp), TtlDays, PayloadTtlDays)"
+# When a run row expires: the runs tables' TTL, and the filter of reads that may see expired rows.
+RUN_EXPIRES = "toDateTime(StartedAt) + toIntervalDay(TtlDays)"
 _DROP_PARTS = {"index_granularity": 8192, "ttl_only_drop_parts": 1}
 
 # --------------------------------------------------------------------------------------------
@@ -278,9 +282,7 @@ GROUP BY TraceId""",
 # time, so the history list reads the newest granules only. When a run's start moves (an earlier
 # span arrives), the row under the old key gets a tombstone (IsDeleted = 1). List views read only
 # these small columns; a run's full input and output stay on its root span.
-RUNS_TABLE = TableSpec(
-    name=RUNS,
-    body="""
+_RUN_COLUMNS = """
     Tenant LowCardinality(String) CODEC(ZSTD(1)),
     RunId String CODEC(ZSTD(1)),
     ParentRunId String CODEC(ZSTD(1)),
@@ -310,7 +312,13 @@ RUNS_TABLE = TableSpec(
     Metadata Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     TtlDays UInt16 CODEC(ZSTD(1)),
     Version UInt64 CODEC(ZSTD(1)),
-    IsDeleted UInt8 CODEC(ZSTD(1)),
+    IsDeleted UInt8 CODEC(ZSTD(1))
+"""
+
+RUNS_TABLE = TableSpec(
+    name=RUNS,
+    body=_RUN_COLUMNS
+    + """,
     INDEX idx_run_id RunId TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_conversation ConversationId TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_user UserId TYPE bloom_filter(0.01) GRANULARITY 1,
@@ -320,10 +328,31 @@ RUNS_TABLE = TableSpec(
     engine_args="Version, IsDeleted",
     partition_by="(toDate(StartedAt), TtlDays)",
     order_by="(Tenant, StartedAt, RunId)",
-    ttl="toDateTime(StartedAt) + toIntervalDay(TtlDays)",
+    ttl=RUN_EXPIRES,
     settings=_DROP_PARTS,
     sharding_key="cityHash64(Tenant, RunId)",
 )
+
+# The runs again, sorted by run id: what finds one run (its logs, its replay) with one read of a
+# few granules. The runs table is sorted by start time, so a lookup by id there checks every
+# daily partition. Filled from the runs table by a materialized view, with the same keys and
+# tombstones. Monthly partitions keep the parts few; so expired rows go by row TTL at merges
+# (reads skip them before that) instead of as whole parts.
+RUNS_BY_ID_TABLE = TableSpec(
+    name=RUNS_BY_ID,
+    body=_RUN_COLUMNS,
+    engine="ReplacingMergeTree",
+    engine_args="Version, IsDeleted",
+    partition_by="(toYYYYMM(StartedAt), TtlDays)",
+    order_by="(Tenant, RunId, StartedAt)",
+    ttl=RUN_EXPIRES,
+    # Small granules and compact parts (all columns in one file): a lookup reads one granule
+    # of every column, and in a wide part each column is a file of its own to open and seek.
+    settings={"index_granularity": 1024, "min_bytes_for_wide_part": 1 << 40, "min_rows_for_wide_part": 1 << 40},
+    sharding_key=RUNS_TABLE.sharding_key,
+)
+
+RUNS_BY_ID_VIEW = ViewSpec(name=RUNS_BY_ID_MV, source=RUNS, target=RUNS_BY_ID, select="SELECT * FROM {source}")
 
 # Ordered items of runs and conversations: the unit of replay. Deterministic from the spans, so
 # a re-delivered span yields the same (TraceId, SpanId, Seq) and collapses.
@@ -460,6 +489,7 @@ DATA_TABLES = (
     SPANS_TABLE,
     TRACE_ID_TS_TABLE,
     RUNS_TABLE,
+    RUNS_BY_ID_TABLE,
     EVENTS_TABLE,
     LOGS_TABLE,
     AGENT_DAILY_TABLE,

@@ -44,8 +44,12 @@ PRICES: dict[str, Price] = {
     "text-embedding-3-small": Price(0.02, 0.0),
     "text-embedding-3-large": Price(0.13, 0.0),
     # Anthropic
+    "claude-opus-4-5": Price(5.00, 25.00, 0.50, 6.25),
+    "claude-opus-4-1": Price(15.00, 75.00, 1.50, 18.75),
     "claude-opus-4": Price(15.00, 75.00, 1.50, 18.75),
+    "claude-sonnet-4-5": Price(3.00, 15.00, 0.30, 3.75),
     "claude-sonnet-4": Price(3.00, 15.00, 0.30, 3.75),
+    "claude-haiku-4-5": Price(1.00, 5.00, 0.10, 1.25),
     "claude-3-7-sonnet": Price(3.00, 15.00, 0.30, 3.75),
     "claude-3-5-sonnet": Price(3.00, 15.00, 0.30, 3.75),
     "claude-3-5-haiku": Price(0.80, 4.00, 0.08, 1.00),

@@ -69,6 +69,8 @@ GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+# The Anthropic SDK's own tracing names cache writes so.
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
 
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
@@ -108,6 +110,23 @@ LLM_OPERATIONS: Final = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_GENERATE_CONT
 
 # Environment variable that turns message content capture on (GenAI instrumentations).
 ENV_CAPTURE_MESSAGE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+# Its values beside true/false when the latest experimental GenAI conventions are opted into.
+CAPTURE_MODE_SPAN_ONLY: Final = "span_only"
+CAPTURE_MODE_NO_CONTENT: Final = "no_content"
+CAPTURE_MODES_WITH_CONTENT: Final = frozenset({"span_only", "event_only", "span_and_event"})
+# Opting into the latest (experimental) GenAI conventions: messages as span attributes.
+ENV_SEMCONV_STABILITY_OPT_IN: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
+SEMCONV_GEN_AI_LATEST: Final = "gen_ai_latest_experimental"
+# The Anthropic SDK's own tracing: its content mode (metadata only by default).
+ENV_ANTHROPIC_TRACES_CONTENT_MODE: Final = "ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE"
+ANTHROPIC_CONTENT_MODE_CONTENT: Final = "content"
+ANTHROPIC_CONTENT_MODE_METADATA: Final = "metadata_only"
+# OpenInference's switches for hiding inputs and outputs.
+ENV_OPENINFERENCE_HIDE_INPUTS: Final = "OPENINFERENCE_HIDE_INPUTS"
+ENV_OPENINFERENCE_HIDE_OUTPUTS: Final = "OPENINFERENCE_HIDE_OUTPUTS"
+# Provider names (gen_ai.provider.name values).
+PROVIDER_OPENAI: Final = "openai"
+PROVIDER_ANTHROPIC: Final = "anthropic"
 
 # --------------------------------------------------------------------------------------------
 # OpenTelemetry GenAI conventions before 1.37 (still emitted by many instrumentations)

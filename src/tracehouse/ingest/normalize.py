@@ -466,6 +466,7 @@ _TOKEN_KEYS = {
     ),
     "cache_creation_tokens": (
         semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+        semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
         semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_TRACELOOP,
         semconv.OI_LLM_TOKEN_COUNT_CACHE_WRITE,
     ),

@@ -14,11 +14,13 @@ from tracehouse.instrument.api import (
     run,
     tool,
 )
+from tracehouse.instrument.auto import InstrumentationWarning, auto
 from tracehouse.instrument.capture import Capture, Redactor
 from tracehouse.instrument.setup import Configuration, StoreLogExporter, StoreSpanExporter, configure, shutdown
 
 __all__ = [
     "Capture",
+    "InstrumentationWarning",
     "Configuration",
     "LLMCallHandle",
     "Redactor",
@@ -27,6 +29,7 @@ __all__ = [
     "StoreLogExporter",
     "StoreSpanExporter",
     "ToolHandle",
+    "auto",
     "checkpoint",
     "configure",
     "current_run",

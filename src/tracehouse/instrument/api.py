@@ -94,6 +94,7 @@ class RunStamper(SpanProcessor):
         return True
 
 
+OWN_SCOPE = "tracehouse"  # the instrumentation scope of the spans this module makes
 _tracer_cache: tuple[object, trace.Tracer] | None = None
 
 
@@ -103,7 +104,7 @@ def _tracer() -> trace.Tracer:
     global _tracer_cache
     provider = trace.get_tracer_provider()
     if _tracer_cache is None or _tracer_cache[0] is not provider:
-        _tracer_cache = (provider, provider.get_tracer("tracehouse", __version__))
+        _tracer_cache = (provider, provider.get_tracer(OWN_SCOPE, __version__))
     return _tracer_cache[1]
 
 

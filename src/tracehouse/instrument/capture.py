@@ -150,7 +150,8 @@ def _env_flag(name: str) -> bool | None:
     value = os.environ.get(name)
     if value is None or not value.strip():
         return None
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    value = value.strip().lower()
+    return value in ("1", "true", "yes", "on") or value in semconv.CAPTURE_MODES_WITH_CONTENT
 
 
 @dataclass(frozen=True)

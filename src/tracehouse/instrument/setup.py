@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -39,7 +40,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from tracehouse import semconv
 from tracehouse.instrument import settings
-from tracehouse.instrument.api import RunStamper, current_run
+from tracehouse.instrument.api import OWN_SCOPE, RunStamper, current_run
 from tracehouse.instrument.capture import DEFAULT_MAX_PAYLOAD_BYTES, Capture
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,52 @@ class _RunFilter(logging.Filter):
         return True
 
 
+def _clean(capture: Capture, text: str) -> tuple[str, int | None] | None:
+    value: Any = text
+    if text[:1] in ("[", "{"):  # JSON content: masked by path too, like tracehouse's own
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+    return capture.encode(value)
+
+
+def cleaned(span: ReadableSpan) -> ReadableSpan:
+    """Another instrumentor's span with its content treated like tracehouse's own: redacted and
+    truncated, or left out when content capture is off. Content is what the receiver stores as
+    payload (prompts, answers, tool I/O, ``input.value``...); tracehouse's own spans are
+    cleaned when their content is set, and spans without content pass unchanged."""
+    scope = span.instrumentation_scope
+    attributes = span.attributes or {}
+    payload = [k for k, v in attributes.items() if isinstance(v, str) and semconv.is_payload_attribute(k)]
+    if not payload or (scope is not None and scope.name == OWN_SCOPE):
+        return span
+    capture = settings.capture()
+    new = dict(attributes)
+    for key in payload:
+        encoded = _clean(capture, attributes[key])
+        if encoded is None:
+            del new[key]
+            continue
+        new[key] = encoded[0]
+        if encoded[1] is not None:
+            new[f"{semconv.TRACEHOUSE_TRUNCATED}.{key}"] = encoded[1]
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=new,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=scope,
+    )
+
+
 class _Delegating(SpanProcessor):
     """The processors tracehouse adds, behind one stable processor so that a later
     ``configure()`` can replace them on a provider that cannot remove processors."""
@@ -130,6 +177,7 @@ class _Delegating(SpanProcessor):
             d.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
+        span = cleaned(span)
         for d in self.delegates:
             d.on_end(span)
 

@@ -1,0 +1,51 @@
+"""Auto-instrumentation, one module per framework: what turns it on and which versions it
+supports. :func:`tracehouse.instrument.auto` enables those whose library is installed.
+
+Where a maintained instrumentor already emits GenAI-convention (or OpenInference, OpenLLMetry)
+spans, the integration turns it on with tracehouse's content setting and adds what it misses;
+the run structure (run ids on every span inside ``tracehouse.run``), redaction of the content
+other instrumentors record, and cost (from the price table, at the receiver) come from
+tracehouse for every integration alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tracehouse.instrument.capture import Capture
+
+
+@dataclass(frozen=True)
+class Integration:
+    """One auto-instrumented framework."""
+
+    name: str  # what auto() takes, and the pip extra: tracehouse[name]
+    library: str  # the distribution whose presence turns it on
+    supported: tuple[tuple[int, ...], tuple[int, ...]]  # versions from (inclusive) to (exclusive)
+    enable: Callable[[Capture], None]  # raises ImportError when the extra is not installed
+
+    def supports(self, version: str) -> bool:
+        low, high = self.supported
+        return low <= release(version) < high
+
+    def describe_supported(self) -> str:
+        low, high = self.supported
+        return f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
+
+
+def release(version: str) -> tuple[int, ...]:
+    """The numeric release of a version string: "1.26.0rc1" -> (1, 26, 0)."""
+    numbers = []
+    for piece in version.split("."):
+        digits = ""
+        for char in piece:
+            if not char.isdigit():
+                break
+            digits += char
+        if not digits:
+            break
+        numbers.append(int(digits))
+        if len(digits) < len(piece):
+            break
+    return tuple(numbers)

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import pytest
 import serve_helpers
@@ -59,6 +64,18 @@ def _read_back(server, config, run_id: str) -> tuple[dict, dict, list]:
     item = wait_for_run(server.http, run_id)
     client = tracehouse.Client(server.http)
     return item, client.logs(run_id).model_dump(), client.events(run_id).model_dump()["events"]
+
+
+def _run_of_agent(server, agent: str, status: str) -> str:
+    """The id of the agent's newest run with that status, once the server has stored it."""
+    client = tracehouse.Client(server.http)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = [r for r in client.history(agent=agent) if r.status == status]
+        if found:
+            return found[0].run_id
+        time.sleep(0.3)
+    raise AssertionError(f"no {status} run of {agent} showed up")
 
 
 def _llm_nodes(logs: dict) -> list[dict]:
@@ -119,7 +136,8 @@ def test_openai_chat_and_responses_sync_async_streaming_tools_and_errors(server,
         text("streamed Responses answer"),
         error(500),
     )
-    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    # The prompt carries an e-mail address: openai-v2 records it, tracehouse redacts it on export.
+    messages = [{"role": "user", "content": "Weather in Paris? Write to jane.doe@example.com"}]
     with tracehouse.run("openai-agent", input="Weather in Paris?") as run:
         first = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])
         call = first.choices[0].message.tool_calls[0]
@@ -161,6 +179,7 @@ def test_openai_chat_and_responses_sync_async_streaming_tools_and_errors(server,
     assert item["tokens_used"] == 4 * INPUT_TOKENS + 7 + 6 + 5 + 3
     # Streams are assembled when they end; the prompt and the answer are the node's input and output.
     assert "It is sunny in Paris today" in done[1]["output"] and "Weather in Paris?" in done[1]["input"]
+    assert "jane.doe@example.com" not in done[1]["input"] and "[REDACTED:email]" in done[1]["input"]
     assert "Hello from the Responses API" in done[2]["output"] and "Say hello" in done[2]["input"]
     assert any(e["role"] == "system" and "Be brief" in e["content"] for e in events)  # the instructions
     assert "streamed Responses answer" in done[3]["output"]
@@ -208,3 +227,143 @@ def test_anthropic_messages_sync_async_streaming_tool_use_and_errors(server, mod
     assert "ships tomorrow" in llm[1]["output"] and "A-17" in llm[1]["input"]
     assert ("lookup_order", {"order_id": "A-17"}) in _tool_calls(events)
     assert llm[2]["metadata"]["error_type"]
+
+
+# --- LangChain / LangGraph ----------------------------------------------------------------------
+
+
+def _weather_graph(answers: list):
+    """A LangGraph agent: a chat model node that may call a tool, a tool node, back to the model.
+    The model is LangChain's own fake chat model, answering the given messages in turn."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.tools import tool
+    from langgraph.graph import END, START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode
+
+    @tool
+    def get_weather(city: str) -> str:
+        """The weather of a city."""
+        if city == "Atlantis":
+            raise ValueError("no weather station in Atlantis")
+        return f"sunny in {city}"
+
+    class ToolCallingFake(GenericFakeChatModel):
+        def bind_tools(self, tools, **kwargs):
+            return self
+
+    model = ToolCallingFake(messages=iter(answers))
+
+    def agent(state):  # no annotations: LangGraph resolves them in this module's globals
+        return {"messages": [model.invoke(state["messages"])]}
+
+    def route(state):
+        return "tools" if state["messages"][-1].tool_calls else END
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", agent)
+    graph.add_node("tools", ToolNode([get_weather], handle_tool_errors=False))
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", route, ["tools", END])
+    graph.add_edge("tools", "agent")
+    return graph.compile().with_config(run_name="weather-graph")
+
+
+def test_a_langgraph_run_is_one_run_with_the_graph_nodes_model_and_tool_calls(server, recorder):
+    from langchain_core.messages import AIMessage
+
+    usage = {"input_tokens": 42, "output_tokens": 6, "total_tokens": 48}
+    answers = [
+        AIMessage(content="", tool_calls=[{"name": "get_weather", "args": {"city": "Rome"}, "id": "call_1"}]),
+        AIMessage(content="It is sunny in Rome", usage_metadata=usage),
+    ]
+    result = _weather_graph(answers).invoke({"messages": [("user", "Weather in Rome?")]})
+    assert result["messages"][-1].content == "It is sunny in Rome"
+    recorder.flush()
+    run_id = _run_of_agent(server, "weather-graph", "success")  # listed under the graph's run name
+    item, logs, _ = _read_back(server, recorder, run_id)
+    assert item["status"] == "success" and "Weather in Rome?" in item["input"]
+    assert "It is sunny in Rome" in logs["final_output"]  # the graph's output state, in full
+
+    by_id = {n["id"]: n for n in logs["nodes"]}
+    names = [n["metadata"]["name"] for n in logs["nodes"]]
+    # The graph's nodes in order, each with what ran inside it.
+    assert [n for n in names if n in ("agent", "tools")] == ["agent", "tools", "agent"]
+    tool = next(n for n in logs["nodes"] if n["type"] == "tool")
+    assert tool["metadata"]["name"] == "get_weather" and "Rome" in tool["input"] and "sunny in Rome" in tool["output"]
+    assert by_id[tool["metadata"]["parent_id"]]["metadata"]["name"] == "tools"
+    llm = _llm_nodes(logs)
+    assert len(llm) == 2 and all(by_id[n["metadata"]["parent_id"]]["metadata"]["name"] == "agent" for n in llm)
+    assert "sunny in Rome" in llm[1]["output"]
+    assert (llm[1]["metadata"]["input_tokens"], llm[1]["metadata"]["output_tokens"]) == (42, 6)
+
+
+def test_a_failing_langgraph_tool_fails_its_node_and_the_run(server, recorder):
+    from langchain_core.messages import AIMessage
+
+    answers = [AIMessage(content="", tool_calls=[{"name": "get_weather", "args": {"city": "Atlantis"}, "id": "c2"}])]
+    with pytest.raises(ValueError, match="Atlantis"):
+        _weather_graph(answers).invoke({"messages": [("user", "Weather in Atlantis?")]})
+    recorder.flush()
+    logs = _read_back(server, recorder, _run_of_agent(server, "weather-graph", "failed"))[1]
+    tool = next(n for n in logs["nodes"] if n["type"] == "tool")
+    assert tool["status"] == "failed" and "no weather station in Atlantis" in tool["error_message"]
+    assert any(e["node_id"] == tool["id"] for e in logs["errors"])
+
+
+# --- Pydantic AI --------------------------------------------------------------------------------
+
+
+def test_a_pydantic_ai_agent_run_reads_back(server, recorder):
+    from pydantic_ai import Agent
+    from pydantic_ai.models.test import TestModel
+
+    agent = Agent(TestModel(), name="pydantic-support")
+
+    @agent.tool_plain
+    def lookup_order(order_id: str) -> str:
+        return f"order {order_id} ships tomorrow"
+
+    with tracehouse.run("support-desk", input="Where is my order?") as run:
+        result = agent.run_sync("Where is my order?")
+        run.set_output(result.output)
+    item, logs, events = _read_back(server, recorder, run.run_id)
+    # The pydantic-ai agent is a sub-agent node of the tracehouse run, with its calls inside.
+    names = [n["metadata"]["name"] for n in logs["nodes"]]
+    assert "invoke_agent pydantic-support" in names and "execute_tool lookup_order" in names
+    llm = _llm_nodes(logs)
+    assert len(llm) == 2 and all(n["metadata"]["model"] == "test" for n in llm)
+    expected_tokens = sum(n["metadata"]["input_tokens"] + n["metadata"]["output_tokens"] for n in llm)
+    assert expected_tokens > 0 and item["tokens_used"] == expected_tokens  # the agent's aggregate is not added
+    tool = next(n for n in logs["nodes"] if n["type"] == "tool")
+    assert "ships tomorrow" in tool["output"]
+    assert any(name == "lookup_order" for name, _ in _tool_calls(events))
+
+
+# --- the opentelemetry-instrument route -----------------------------------------------------------
+
+APP = """
+import sys, openai, tracehouse
+client = openai.OpenAI(base_url=sys.argv[1], api_key="test", max_retries=0)
+with tracehouse.run("instrumented-app", input="Hi") as run:
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+print(run.run_id)
+"""
+
+
+def test_opentelemetry_instrument_loads_the_tracehouse_distro(server, models, tmp_path):
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    instrument = Path(sys.executable).with_name("opentelemetry-instrument")
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": server.http, "OTEL_SERVICE_NAME": "instrumented"}
+    models.queue(text("Hello there"))
+    done = subprocess.run(
+        [str(instrument), sys.executable, str(script), f"{models.url}/v1"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.strip().splitlines()[-1]
+    item = wait_for_run(server.http, run_id)
+    logs = tracehouse.Client(server.http).logs(run_id)
+    (llm,) = [n for n in logs.nodes if n.type == "llm"]
+    assert llm.metadata["model"] == "gpt-4o-mini" and "Hello there" in llm.output
+    assert item["tokens_used"] == INPUT_TOKENS + 2

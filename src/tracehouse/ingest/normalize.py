@@ -370,6 +370,8 @@ def normalize_span(
         agent = _first(raw, semconv.TRACELOOP_ENTITY_NAME) or span.name.removeprefix(semconv.OP_INVOKE_AGENT).strip()
     if not agent and run_root:
         agent = _first(both, semconv.GEN_AI_WORKFLOW_NAME, semconv.TRACELOOP_WORKFLOW_NAME, semconv.LANGFUSE_TRACE_NAME)
+        # else the root span's own name: a LangGraph graph's run name, a workflow's name
+        agent = agent or span.name.removeprefix(semconv.OP_INVOKE_AGENT).strip()
 
     model = _first(
         raw,

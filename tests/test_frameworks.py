@@ -199,7 +199,7 @@ def test_anthropic_messages_sync_async_streaming_tool_use_and_errors(server, mod
     client = anthropic.Anthropic(base_url=models.url, api_key="test", max_retries=0)  # after auto()
     aclient = anthropic.AsyncAnthropic(base_url=models.url, api_key="test", max_retries=0)
     models.queue(tool_call("lookup_order", order_id="A-17"), text("Your order A-17 ships tomorrow"), error(529))
-    model = "claude-sonnet-4-5"
+    model = "claude-haiku-4-5"  # a current model: the SDK warns about deprecated ones
     question = [{"role": "user", "content": "Where is my order A-17?"}]
     with tracehouse.run("claude-agent", input="Where is my order A-17?") as run:
         first = client.messages.create(model=model, max_tokens=200, messages=question)

@@ -7,6 +7,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 from test_instrument import _expected_cost, plan_execute_critique
@@ -41,14 +42,24 @@ def get_error(url: str, headers: dict | None = None) -> tuple[int, dict]:
     return info.value.code, json.loads(info.value.read())
 
 
-def wait_for_run(base: str, run_id: str, headers: dict | None = None) -> dict:
+def wait_for_history_item(
+    base: str, matches: Callable[[dict], bool], what: str, headers: dict | None = None, agent: str | None = None
+) -> dict:
+    """The newest history item that matches, once the server has stored it."""
+    query = "limit=1000" + (f"&agent_id={agent}" if agent else "")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        for item in get(f"{base}/api/v1/agents/history?limit=1000", headers):
-            if item["run_id"] == run_id and item["status"] != "running":
+        for item in get(f"{base}/api/v1/agents/history?{query}", headers):
+            if matches(item):
                 return item
         time.sleep(0.3)
-    raise AssertionError(f"run {run_id} never showed up")
+    raise AssertionError(f"{what} never showed up")
+
+
+def wait_for_run(base: str, run_id: str, headers: dict | None = None) -> dict:
+    return wait_for_history_item(
+        base, lambda item: item["run_id"] == run_id and item["status"] != "running", f"run {run_id}", headers
+    )
 
 
 def test_history_and_logs_keep_their_exact_shapes(served):

@@ -10,14 +10,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import pytest
 import serve_helpers
 from fake_models import INPUT_TOKENS, FakeModels, error, text, tool_call
-from test_api_agents import wait_for_run
+from test_api_agents import wait_for_history_item, wait_for_run
 
 import tracehouse
 from tracehouse.instrument import InstrumentationWarning, auto
@@ -68,14 +67,10 @@ def _read_back(server, config, run_id: str) -> tuple[dict, dict, list]:
 
 def _run_of_agent(server, agent: str, status: str) -> str:
     """The id of the agent's newest run with that status, once the server has stored it."""
-    client = tracehouse.Client(server.http)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        found = [r for r in client.history(agent=agent) if r.status == status]
-        if found:
-            return found[0].run_id
-        time.sleep(0.3)
-    raise AssertionError(f"no {status} run of {agent} showed up")
+    item = wait_for_history_item(
+        server.http, lambda item: item["status"] == status, f"a {status} run of {agent}", agent=agent
+    )
+    return item["run_id"]
 
 
 def _llm_nodes(logs: dict) -> list[dict]:

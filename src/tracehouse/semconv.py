@@ -121,12 +121,8 @@ SEMCONV_GEN_AI_LATEST: Final = "gen_ai_latest_experimental"
 ENV_ANTHROPIC_TRACES_CONTENT_MODE: Final = "ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE"
 ANTHROPIC_CONTENT_MODE_CONTENT: Final = "content"
 ANTHROPIC_CONTENT_MODE_METADATA: Final = "metadata_only"
-# OpenInference's switches for hiding inputs and outputs.
-ENV_OPENINFERENCE_HIDE_INPUTS: Final = "OPENINFERENCE_HIDE_INPUTS"
-ENV_OPENINFERENCE_HIDE_OUTPUTS: Final = "OPENINFERENCE_HIDE_OUTPUTS"
 # Provider names (gen_ai.provider.name values).
 PROVIDER_OPENAI: Final = "openai"
-PROVIDER_ANTHROPIC: Final = "anthropic"
 
 # --------------------------------------------------------------------------------------------
 # OpenTelemetry GenAI conventions before 1.37 (still emitted by many instrumentations)

@@ -74,19 +74,19 @@ def auto(only: Iterable[str] | None = None) -> list[str]:
 def _enable(integration: Integration, explicit: bool) -> bool:
     name = integration.name
     if name in _enabled:
-        warnings.warn(f"{name} is already instrumented; nothing to do", InstrumentationWarning, stacklevel=4)
+        warnings.warn(f"{name} is already instrumented; nothing to do", InstrumentationWarning, stacklevel=3)
         return False
     version = _installed_version(integration.library)
     if version is None:
         if explicit:
-            warnings.warn(f"{name}: {integration.library} is not installed", InstrumentationWarning, stacklevel=4)
+            warnings.warn(f"{name}: {integration.library} is not installed", InstrumentationWarning, stacklevel=3)
         return False
     if not integration.supports(version):
         warnings.warn(
             f"{name}: {integration.library} {version} is not supported (tracehouse instruments "
             f"{integration.describe_supported()}); left uninstrumented",
             InstrumentationWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
         return False
     try:
@@ -95,7 +95,7 @@ def _enable(integration: Integration, explicit: bool) -> bool:
         warnings.warn(
             f"{name}: its instrumentation is not installed ({exc.name or exc}); pip install 'tracehouse[{name}]'",
             InstrumentationWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
         return False
     _enabled[name] = version

@@ -10,10 +10,13 @@ tracehouse for every integration alike.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tracehouse.instrument.capture import Capture
+
+_RELEASE = re.compile(r"\d+(?:\.\d+)*")
 
 
 @dataclass(frozen=True)
@@ -36,16 +39,5 @@ class Integration:
 
 def release(version: str) -> tuple[int, ...]:
     """The numeric release of a version string: "1.26.0rc1" -> (1, 26, 0)."""
-    numbers = []
-    for piece in version.split("."):
-        digits = ""
-        for char in piece:
-            if not char.isdigit():
-                break
-            digits += char
-        if not digits:
-            break
-        numbers.append(int(digits))
-        if len(digits) < len(piece):
-            break
-    return tuple(numbers)
+    match = _RELEASE.match(version)
+    return tuple(int(part) for part in match.group().split(".")) if match else ()

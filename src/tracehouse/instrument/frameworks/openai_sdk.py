@@ -216,24 +216,39 @@ class _Stream:
         await self._stream.close()
 
 
+class _Call:
+    """One ``create`` call: its span opens before the request and closes with the answer, or,
+    for a stream, when the stream ends."""
+
+    def __init__(self, kwargs: dict[str, Any]):
+        self.stream = bool(kwargs.get("stream"))
+        self.span, self.ctx, self.handle = _scope(kwargs)._start()
+        self.started = time.monotonic()
+
+    def failed(self, error: BaseException) -> None:
+        api._finish(self.span, error)
+
+    def returned(self, result: Any) -> Any:
+        if self.stream:
+            return _Stream(result, self.span, self.handle, self.started)
+        try:
+            _record(self.handle, result)
+        finally:
+            api._finish(self.span, None)
+        return result
+
+
 def _wrap_sync(original: Any) -> Any:
     @functools.wraps(original)
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        span, ctx, handle = _scope(kwargs)._start()
-        started = time.monotonic()
+        call = _Call(kwargs)
         try:
-            with api._attached(ctx):
+            with api._attached(call.ctx):
                 result = original(self, *args, **kwargs)
         except BaseException as exc:
-            api._finish(span, exc)
+            call.failed(exc)
             raise
-        if kwargs.get("stream"):
-            return _Stream(result, span, handle, started)
-        try:
-            _record(handle, result)
-        finally:
-            api._finish(span, None)
-        return result
+        return call.returned(result)
 
     setattr(create, _WRAPPED, original)
     return create
@@ -242,21 +257,14 @@ def _wrap_sync(original: Any) -> Any:
 def _wrap_async(original: Any) -> Any:
     @functools.wraps(original)
     async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        span, ctx, handle = _scope(kwargs)._start()
-        started = time.monotonic()
+        call = _Call(kwargs)
         try:
-            with api._attached(ctx):
+            with api._attached(call.ctx):
                 result = await original(self, *args, **kwargs)
         except BaseException as exc:
-            api._finish(span, exc)
+            call.failed(exc)
             raise
-        if kwargs.get("stream"):
-            return _Stream(result, span, handle, started)
-        try:
-            _record(handle, result)
-        finally:
-            api._finish(span, None)
-        return result
+        return call.returned(result)
 
     setattr(create, _WRAPPED, original)
     return create

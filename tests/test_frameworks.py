@@ -129,6 +129,7 @@ def test_openai_chat_and_responses_sync_async_streaming_tools_and_errors(server,
         text("It is sunny in Paris today"),
         text("Hello from the Responses API"),
         text("streamed Responses answer"),
+        text("raw answer"),
         error(500),
     )
     # The prompt carries an e-mail address: openai-v2 records it, tracehouse redacts it on export.
@@ -149,6 +150,8 @@ def test_openai_chat_and_responses_sync_async_streaming_tools_and_errors(server,
             return answer.output_text, events
 
         hello, event_types = asyncio.run(responses())
+        raw = client.responses.with_raw_response.create(model="gpt-4o-mini", input="Raw please")
+        assert raw.headers["content-type"].startswith("application/json") and raw.parse().output_text == "raw answer"
         with pytest.raises(openai.InternalServerError):
             client.chat.completions.create(model="gpt-4o-mini", messages=messages)
         run.set_output(streamed)
@@ -163,21 +166,23 @@ def test_openai_chat_and_responses_sync_async_streaming_tools_and_errors(server,
         "gpt-4o-mini",
         "gpt-4o",
         "gpt-4o-mini",
+        "gpt-4o-mini",
     ]
-    assert [n["status"] for n in llm] == ["success"] * 4 + ["failed"]
+    assert [n["status"] for n in llm] == ["success"] * 5 + ["failed"]
     assert "500" in llm[-1]["error_message"] and llm[-1]["metadata"]["error_type"]
-    done = llm[:4]
-    assert [n["metadata"]["input_tokens"] for n in done] == [INPUT_TOKENS] * 4
-    assert [n["metadata"]["output_tokens"] for n in done] == [7, 6, 5, 3]
+    done = llm[:5]
+    assert [n["metadata"]["input_tokens"] for n in done] == [INPUT_TOKENS] * 5
+    assert [n["metadata"]["output_tokens"] for n in done] == [7, 6, 5, 3, 2]
     expected = sum(cost_usd(n["metadata"]["model"], INPUT_TOKENS, n["metadata"]["output_tokens"]) for n in done)
     assert expected > 0 and item["cost_cents"] == pytest.approx(expected * 100, rel=1e-3)
-    assert item["tokens_used"] == 4 * INPUT_TOKENS + 7 + 6 + 5 + 3
+    assert item["tokens_used"] == 5 * INPUT_TOKENS + 7 + 6 + 5 + 3 + 2
     # Streams are assembled when they end; the prompt and the answer are the node's input and output.
     assert "It is sunny in Paris today" in done[1]["output"] and "Weather in Paris?" in done[1]["input"]
     assert "jane.doe@example.com" not in done[1]["input"] and "[REDACTED:email]" in done[1]["input"]
     assert "Hello from the Responses API" in done[2]["output"] and "Say hello" in done[2]["input"]
     assert any(e["role"] == "system" and "Be brief" in e["content"] for e in events)  # the instructions
     assert "streamed Responses answer" in done[3]["output"]
+    assert "raw answer" in done[4]["output"] and "Raw please" in done[4]["input"]  # a raw response, parsed
     # The tool call the model made, with its arguments, and the tool's own node with its result.
     assert ("get_weather", {"city": "Paris"}) in _tool_calls(events)
     tool = next(n for n in logs["nodes"] if n["type"] == "tool")
@@ -305,6 +310,136 @@ def test_a_failing_langgraph_tool_fails_its_node_and_the_run(server, recorder):
     assert any(e["node_id"] == tool["id"] for e in logs["errors"])
 
 
+# --- OpenAI Agents SDK --------------------------------------------------------------------------
+
+
+def _weather_agents(models):
+    """A triage agent (Responses API, an input guardrail) that hands off to a weather agent
+    (chat completions, a working and a failing tool)."""
+    import openai
+    from agents import (
+        Agent,
+        GuardrailFunctionOutput,
+        OpenAIChatCompletionsModel,
+        OpenAIResponsesModel,
+        function_tool,
+        input_guardrail,
+    )
+
+    client = openai.AsyncOpenAI(base_url=f"{models.url}/v1", api_key="test", max_retries=0)
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return f"sunny in {city}"
+
+    # With its own error function, the SDK puts the tool's error in its trace (the default
+    # function's details stay out of traces).
+    @function_tool(failure_error_function=lambda ctx, error: f"no forecast: {error}")
+    def get_forecast(city: str) -> str:
+        """Tomorrow's weather in a city."""
+        raise RuntimeError("forecast service down")
+
+    @input_guardrail
+    async def on_topic(ctx, agent, user_input):
+        forbidden = "stock" in str(user_input)
+        return GuardrailFunctionOutput(output_info={"forbidden": forbidden}, tripwire_triggered=forbidden)
+
+    weather = Agent(
+        name="weather_agent",
+        instructions="Answer weather questions.",
+        tools=[get_weather, get_forecast],
+        model=OpenAIChatCompletionsModel("gpt-4o-mini", client),
+    )
+    return Agent(
+        name="triage",
+        instructions="Hand weather questions off.",
+        handoffs=[weather],
+        input_guardrails=[on_topic],
+        model=OpenAIResponsesModel("gpt-4o-mini", client),
+    )
+
+
+def test_an_openai_agents_sdk_run_with_a_handoff_tools_and_a_guardrail(server, models, recorder, monkeypatch):
+    from agents import InputGuardrailTripwireTriggered, Runner
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the SDK's own uploader stays idle
+    triage = _weather_agents(models)
+    models.queue(
+        tool_call("transfer_to_weather_agent"),
+        tool_call("get_weather", city="Paris"),
+        tool_call("get_forecast", city="Paris"),
+        text("It is sunny in Paris"),
+    )
+    result = asyncio.run(Runner.run(triage, "Weather in Paris?"))
+    assert result.final_output == "It is sunny in Paris"
+    recorder.flush()
+
+    # The SDK's trace is one run of the first agent; with the openai integration on too, each
+    # model call is also recorded by the SDK's instrumentation, and counted once.
+    run_id = _run_of_agent(server, "triage", "success")
+    item, logs, events = _read_back(server, recorder, run_id)
+    assert (item["input"], item["output"]) == ("Weather in Paris?", "It is sunny in Paris")
+    by_type: dict[str, list[str]] = {}
+    for n in logs["nodes"]:
+        by_type.setdefault(n["type"], []).append(n["metadata"]["name"])
+    assert by_type["agent"] == ["triage", "invoke_agent weather_agent"]
+    assert by_type["llm"] == ["chat gpt-4o-mini"]
+    assert {"on_topic", "handoff to weather_agent", "chat gpt-4o-mini"} <= set(by_type["step"])
+    assert item["tokens_used"] == INPUT_TOKENS + 7
+    assert item["cost_cents"] == pytest.approx(cost_usd("gpt-4o-mini", INPUT_TOKENS, 7) * 100, rel=1e-3)
+    assert ("transfer_to_weather_agent", {}) in _tool_calls(events)
+
+    # The handoff: a sub-agent run of its own, linked to the run that handed off.
+    (sub_id,) = [n["metadata"]["run_id"] for n in logs["nodes"] if n["metadata"]["name"].startswith("invoke_agent")]
+    sub_item, sub_logs, sub_events = _read_back(server, recorder, sub_id)
+    assert sub_id != run_id and sub_item["status"] == "success"
+    llm = _llm_nodes(sub_logs)
+    assert [n["metadata"]["output_tokens"] for n in llm] == [7, 7, 5]
+    assert sub_item["tokens_used"] == 3 * INPUT_TOKENS + 7 + 7 + 5
+    tools = {n["metadata"]["name"]: n for n in sub_logs["nodes"] if n["type"] == "tool"}
+    weather, forecast = tools["execute_tool get_weather"], tools["execute_tool get_forecast"]
+    assert json.loads(weather["input"]) == {"city": "Paris"} and "sunny in Paris" in weather["output"]
+    assert forecast["status"] == "failed" and "forecast service down" in forecast["error_message"]
+    assert any(e["node_id"] == forecast["id"] for e in sub_logs["errors"])
+    assert ("get_weather", {"city": "Paris"}) in _tool_calls(sub_events)
+    assert "It is sunny in Paris" in llm[-1]["output"]
+
+    # A guardrail that trips fails the run; its step says so.
+    models.queue(text("(never asked)"))
+    with pytest.raises(InputGuardrailTripwireTriggered):
+        asyncio.run(Runner.run(triage, "Which stock should I buy?"))
+    recorder.flush()
+    failed = _read_back(server, recorder, _run_of_agent(server, "triage", "failed"))[1]
+    guardrail = next(n for n in failed["nodes"] if n["metadata"]["name"] == "on_topic")
+    assert json.loads(guardrail["output"]) == {"triggered": True}
+    assert any("tripwire" in e["message"].lower() for e in failed["errors"])
+    models.turns.clear()
+
+
+def test_a_streamed_openai_agents_sdk_run_reads_back(server, models, recorder, monkeypatch):
+    import openai
+    from agents import Agent, OpenAIResponsesModel, Runner
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    client = openai.AsyncOpenAI(base_url=f"{models.url}/v1", api_key="test", max_retries=0)
+    agent = Agent(name="streamer", instructions="Be brief.", model=OpenAIResponsesModel("gpt-4o", client))
+    models.queue(text("a streamed agent answer"))
+
+    async def consume() -> str:
+        streamed = Runner.run_streamed(agent, "Stream please")
+        async for _ in streamed.stream_events():
+            pass
+        return streamed.final_output
+
+    assert asyncio.run(consume()) == "a streamed agent answer"
+    recorder.flush()
+    item, logs, _ = _read_back(server, recorder, _run_of_agent(server, "streamer", "success"))
+    (llm,) = _llm_nodes(logs)
+    assert "a streamed agent answer" in llm["output"] and llm["metadata"]["model"] == "gpt-4o"
+    assert item["tokens_used"] == INPUT_TOKENS + 4 and item["output"] == "a streamed agent answer"
+
+
 # --- Pydantic AI --------------------------------------------------------------------------------
 
 
@@ -329,6 +464,9 @@ def test_a_pydantic_ai_agent_run_reads_back(server, recorder):
     assert len(llm) == 2 and all(n["metadata"]["model"] == "test" for n in llm)
     expected_tokens = sum(n["metadata"]["input_tokens"] + n["metadata"]["output_tokens"] for n in llm)
     assert expected_tokens > 0 and item["tokens_used"] == expected_tokens  # the agent's aggregate is not added
+    # pydantic-ai's invoke_agent span is a node of the run, not a second root of it
+    assert (item["input"], item["output"]) == ("Where is my order?", result.output)
+    assert next(n for n in logs["nodes"] if n["metadata"]["name"] == "invoke_agent pydantic-support")["type"] == "agent"
     tool = next(n for n in logs["nodes"] if n["type"] == "tool")
     assert "ships tomorrow" in tool["output"]
     assert any(name == "lookup_order" for name, _ in _tool_calls(events))

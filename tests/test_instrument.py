@@ -395,6 +395,41 @@ def test_unknown_llm_parameters_are_refused():
         tracehouse.llm_call("gpt-4o", temprature=0.1)
 
 
+def _answered(model: str, tokens: int) -> None:
+    with tracehouse.llm_call(model, "openai") as llm:
+        llm.record_response("ok", input_tokens=tokens, output_tokens=1)
+
+
+def test_a_model_call_around_another_is_recorded_as_a_step(spans):
+    """A framework's model span around an instrumented SDK call would count the call twice:
+    the outer one becomes a step, whatever lies between them; other model calls stay calls."""
+    with tracehouse.run("wrapper-agent"):
+        with tracehouse.llm_call("framework-model", "openai"):  # wraps an SDK call directly
+            _answered("sdk-model", 10)
+        with tracehouse.llm_call("outer", "openai"):  # wraps one through a step, twice
+            with tracehouse.node("retrying"):
+                _answered("try-1", 20)
+                _answered("try-2", 30)
+        _answered("plain", 40)  # a sibling of the wrappers, nested in none
+        with tracehouse.node("agent-step", type="agent"):
+            _answered("inside-a-step", 50)
+    types = {
+        s.name: s.attributes.get(semconv.TRACEHOUSE_NODE_TYPE) for s in spans.get_finished_spans() if "chat" in s.name
+    }
+    assert types == {
+        "chat framework-model": "step",
+        "chat sdk-model": None,
+        "chat outer": "step",
+        "chat try-1": None,
+        "chat try-2": None,
+        "chat plain": None,
+        "chat inside-a-step": None,
+    }
+    from tracehouse.instrument.setup import _processor
+
+    assert _processor is not None and not _processor.nested_calls._parents  # nothing left behind
+
+
 def test_run_ids_are_time_ordered_uuids():
     import uuid
 

@@ -356,6 +356,25 @@ def test_tracehouse_runs_with_a_sub_agent_run_and_retention():
     ]
 
 
+def test_a_run_has_one_root_whatever_agent_spans_it_holds():
+    """In a run with an id of its own, the root is the invoke_agent span that starts it; an agent
+    node (a typed node, or another framework's agent span the instrumentation marked) is not."""
+    rec = Recorder()
+    in_run = {semconv.TRACEHOUSE_RUN_ID: "run-C"}
+    with rec.span("invoke_agent desk", **in_run, **{GA.GEN_AI_OPERATION_NAME: "invoke_agent"}):
+        with rec.span("planner", **in_run, **{semconv.TRACEHOUSE_NODE_TYPE: "agent"}):
+            pass
+        marked = {GA.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.TRACEHOUSE_NODE_TYPE: "agent"}
+        with rec.span("invoke_agent pydantic-helper", **in_run, **marked):
+            pass
+    nodes, _ = _normalize(rec)
+    assert {name: (n.run_root, n.type) for name, n in nodes.items()} == {
+        "invoke_agent desk": (True, NodeType.AGENT),
+        "planner": (False, NodeType.AGENT),
+        "invoke_agent pydantic-helper": (False, NodeType.AGENT),
+    }
+
+
 def test_tenant_and_default_retention_come_from_the_caller():
     rec = Recorder()
     with rec.span("x", **{semconv.TRACEHOUSE_TTL_DAYS: "99999"}):

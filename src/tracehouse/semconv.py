@@ -265,6 +265,7 @@ TRACEHOUSE_NODE_TYPE: Final = "tracehouse.node.type"
 TRACEHOUSE_NODE_INPUT: Final = "tracehouse.node.input"
 TRACEHOUSE_NODE_OUTPUT: Final = "tracehouse.node.output"
 TRACEHOUSE_STATUS: Final = "tracehouse.status"  # set to "cancelled" on a cancelled span
+TRACEHOUSE_GUARDRAIL_TRIGGERED: Final = "tracehouse.guardrail.triggered"  # a guardrail step's verdict
 TRACEHOUSE_TENANT: Final = "tracehouse.tenant"
 TRACEHOUSE_TTL_DAYS: Final = "tracehouse.ttl_days"
 TRACEHOUSE_COST_USD: Final = "tracehouse.cost.usd"  # GenAI has no cost attribute yet

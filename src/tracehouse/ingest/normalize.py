@@ -361,7 +361,14 @@ def normalize_span(
     operation = raw.get(semconv.GEN_AI_OPERATION_NAME) or _TYPE_OPERATIONS.get(kind, "")
     explicit_run = both.get(semconv.TRACEHOUSE_RUN_ID, "")
     if explicit_run:
-        run_id, run_root = explicit_run, operation == semconv.OP_INVOKE_AGENT
+        # The span that starts the run: an invoke_agent span (said, not derived from a node
+        # type) that is not marked as a node of the run (a typed node, or another
+        # instrumentor's agent span inside the run).
+        run_root = (
+            raw.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OP_INVOKE_AGENT
+            and semconv.TRACEHOUSE_NODE_TYPE not in raw
+        )
+        run_id = explicit_run
     else:
         run_id, run_root = trace_id, not parent
 

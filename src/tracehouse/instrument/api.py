@@ -80,9 +80,13 @@ class RunStamper(SpanProcessor):
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         info = otel_context.get_value(_RUN, parent_context)
-        if info is None or semconv.TRACEHOUSE_RUN_ID in (span.attributes or {}):
+        attributes = span.attributes or {}
+        if info is None or semconv.TRACEHOUSE_RUN_ID in attributes:
             return
         span.set_attributes(_run_attributes(info))
+        if attributes.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OP_INVOKE_AGENT:
+            # another framework's agent inside the run: a node of it, not a second root
+            span.set_attribute(semconv.TRACEHOUSE_NODE_TYPE, NodeType.AGENT.value)
 
     def on_end(self, span: Any) -> None:
         pass
@@ -126,6 +130,7 @@ class SpanHandle:
     """The open span of a scope."""
 
     output_attribute = semconv.TRACEHOUSE_NODE_OUTPUT
+    input_attribute = semconv.TRACEHOUSE_NODE_INPUT
 
     def __init__(self, span: Span):
         self.span = span
@@ -139,9 +144,23 @@ class SpanHandle:
     def event(self, name: str, **data: Any) -> None:
         _event(self.span, name, data)
 
+    def set_input(self, value: Any, attribute: str | None = None) -> None:
+        """The span's input, when it is known only after the span started (a callback API)."""
+        settings.capture().set(self.span, attribute or self.input_attribute, value)
+
+    def fail(self, message: str, error_type: str = "Error") -> None:
+        """Mark the span failed without an exception object (an error a framework reports)."""
+        self.span.set_status(Status(StatusCode.ERROR, message or error_type))
+        self.span.set_attribute(semconv.ERROR_TYPE, error_type)
+
+    def end(self, error: BaseException | None = None) -> None:
+        """Close the span of :meth:`_Scope.start`, failed with ``error`` if given."""
+        _finish(self.span, error)
+
 
 class RunHandle(SpanHandle):
     output_attribute = semconv.TRACEHOUSE_RUN_OUTPUT
+    input_attribute = semconv.TRACEHOUSE_RUN_INPUT
 
     def __init__(self, span: Span, info: RunInfo):
         super().__init__(span)
@@ -154,6 +173,7 @@ class RunHandle(SpanHandle):
 
 class ToolHandle(SpanHandle):
     output_attribute = semconv.GEN_AI_TOOL_CALL_RESULT
+    input_attribute = semconv.GEN_AI_TOOL_CALL_ARGUMENTS
 
     def set_result(self, value: Any) -> None:
         self.set_output(value)
@@ -161,6 +181,7 @@ class ToolHandle(SpanHandle):
 
 class LLMCallHandle(SpanHandle):
     output_attribute = semconv.GEN_AI_OUTPUT_MESSAGES
+    input_attribute = semconv.GEN_AI_INPUT_MESSAGES
 
     def __init__(self, span: Span, model: str):
         super().__init__(span)
@@ -268,7 +289,10 @@ class _Scope:
     """One span, as a context manager or, for each call of a decorated function, anew."""
 
     handle_type: type[SpanHandle] = SpanHandle
-    input_attribute = semconv.TRACEHOUSE_NODE_INPUT
+
+    @property
+    def input_attribute(self) -> str:
+        return self.handle_type.input_attribute
 
     def __init__(self, name: str, kind: SpanKind, attributes: dict[str, Any], payloads: dict[str, Any]):
         self.name = name
@@ -284,9 +308,12 @@ class _Scope:
     def _handle(self, span: Span) -> SpanHandle:
         return self.handle_type(span)
 
-    def _start(self) -> tuple[Span, Any, SpanHandle]:
-        parent = otel_context.get_current()
-        ctx = self._context(parent)
+    def start(self, parent: Any = None) -> tuple[Span, Any, SpanHandle]:
+        """Open the span without making it current, for instrumentors whose spans open and
+        close in separate callbacks: returns the span, the context that has it (and its run)
+        as current, for :func:`attached` or a child's ``start``, and its handle, whose
+        ``end()`` closes it. ``parent``: the context to start in (default: the current one)."""
+        ctx = self._context(otel_context.get_current() if parent is None else parent)
         attributes = self.attributes
         info = otel_context.get_value(_RUN, ctx)
         if info is not None and semconv.TRACEHOUSE_RUN_ID not in attributes:
@@ -299,7 +326,7 @@ class _Scope:
         return span, trace.set_span_in_context(span, ctx), self._handle(span)
 
     def __enter__(self) -> SpanHandle:
-        span, ctx, handle = self._start()
+        span, ctx, handle = self.start()
         self._open.append((span, otel_context.attach(ctx), handle))
         return handle
 
@@ -362,7 +389,7 @@ class _Scope:
 
 
 @contextlib.contextmanager
-def _attached(ctx: Any) -> Iterator[None]:
+def attached(ctx: Any) -> Iterator[None]:
     """Make ``ctx`` current for the duration of the block."""
     token = otel_context.attach(ctx)
     try:
@@ -373,8 +400,8 @@ def _attached(ctx: Any) -> Iterator[None]:
 
 def _begin(scope: _Scope, fn: Callable, args: tuple, kwargs: dict) -> tuple[Span, Any, SpanHandle, Any]:
     """Open the span of one generator call and create the generator inside it."""
-    span, ctx, handle = scope._for_call(fn, args, kwargs)._start()
-    with _attached(ctx):
+    span, ctx, handle = scope._for_call(fn, args, kwargs).start()
+    with attached(ctx):
         body = fn(*args, **kwargs)
     return span, ctx, handle, body
 
@@ -394,7 +421,7 @@ def _generator(scope: _Scope, fn: Callable) -> Callable:
         thrown: BaseException | None = None
         try:
             while True:
-                with _attached(ctx):  # the span is current only while the body runs
+                with attached(ctx):  # the span is current only while the body runs
                     item = gen.throw(thrown) if thrown is not None else gen.send(sent)
                 items.append(item)
                 sent, thrown = None, None
@@ -427,7 +454,7 @@ def _async_generator(scope: _Scope, fn: Callable) -> Callable:
         thrown: BaseException | None = None
         try:
             while True:
-                with _attached(ctx):
+                with attached(ctx):
                     item = await (agen.athrow(thrown) if thrown is not None else agen.asend(sent))
                 items.append(item)
                 sent, thrown = None, None
@@ -452,7 +479,6 @@ def _async_generator(scope: _Scope, fn: Callable) -> Callable:
 
 class _RunScope(_Scope):
     handle_type = RunHandle
-    input_attribute = semconv.TRACEHOUSE_RUN_INPUT
 
     def __init__(self, agent_name: str, run_id: str | None, ttl_days: int | None, tenant: str | None, **kwargs: Any):
         super().__init__(**kwargs)
@@ -554,7 +580,7 @@ _LLM_PARAMS = {
 
 
 class _LLMScope(_Scope):
-    input_attribute = semconv.GEN_AI_INPUT_MESSAGES
+    handle_type = LLMCallHandle
 
     def __init__(self, model: str, **kwargs: Any):
         super().__init__(**kwargs)
@@ -601,7 +627,6 @@ def llm_call(
 
 class _ToolScope(_Scope):
     handle_type = ToolHandle
-    input_attribute = semconv.GEN_AI_TOOL_CALL_ARGUMENTS
 
 
 def tool(

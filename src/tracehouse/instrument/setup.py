@@ -42,6 +42,8 @@ from tracehouse import semconv
 from tracehouse.instrument import settings
 from tracehouse.instrument.api import OWN_SCOPE, RunStamper, current_run
 from tracehouse.instrument.capture import DEFAULT_MAX_PAYLOAD_BYTES, Capture
+from tracehouse.instrument.nesting import NestedCalls
+from tracehouse.model import NodeType
 
 log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
@@ -129,18 +131,24 @@ def _clean(capture: Capture, text: str) -> tuple[str, int | None] | None:
     return capture.encode(value)
 
 
-def cleaned(span: ReadableSpan) -> ReadableSpan:
+def cleaned(span: ReadableSpan, wraps_call: bool = False) -> ReadableSpan:
     """Another instrumentor's span with its content treated like tracehouse's own: redacted and
     truncated, or left out when content capture is off. Content is what the receiver stores as
     payload (prompts, answers, tool I/O, ``input.value``...); tracehouse's own spans are
-    cleaned when their content is set, and spans without content pass unchanged."""
+    cleaned when their content is set, and spans without content pass unchanged.
+    ``wraps_call``: the span is a model call around another one (see ``nesting``), recorded
+    as a step."""
     scope = span.instrumentation_scope
     attributes = span.attributes or {}
+    own = scope is not None and scope.name == OWN_SCOPE
     payload = [k for k, v in attributes.items() if isinstance(v, str) and semconv.is_payload_attribute(k)]
-    if not payload or (scope is not None and scope.name == OWN_SCOPE):
+    payload = [] if own else payload
+    if not payload and not wraps_call:
         return span
     capture = settings.capture()
     new = dict(attributes)
+    if wraps_call:
+        new[semconv.TRACEHOUSE_NODE_TYPE] = NodeType.STEP.value
     for key in payload:
         encoded = _clean(capture, attributes[key])
         if encoded is None:
@@ -171,13 +179,15 @@ class _Delegating(SpanProcessor):
 
     def __init__(self) -> None:
         self.delegates: list[SpanProcessor] = []
+        self.nested_calls = NestedCalls()
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.nested_calls.started(span)
         for d in self.delegates:
             d.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        span = cleaned(span)
+        span = cleaned(span, self.nested_calls.ended(span))
         for d in self.delegates:
             d.on_end(span)
 

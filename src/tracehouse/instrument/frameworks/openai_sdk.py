@@ -11,6 +11,7 @@ span shape as ``tracehouse.llm_call`` (it is built on it).
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import time
 from collections.abc import Mapping
@@ -102,8 +103,6 @@ def _output(response: Any) -> tuple[list[dict], str]:
 
 
 def _record(handle: api.LLMCallHandle, response: Any) -> None:
-    if not hasattr(response, "output") and callable(getattr(response, "parse", None)):
-        response = response.parse()  # a raw response (with_raw_response)
     messages, finish = _output(response)
     usage = getattr(response, "usage", None)
     input_details = getattr(usage, "input_tokens_details", None)
@@ -121,12 +120,13 @@ def _record(handle: api.LLMCallHandle, response: Any) -> None:
 
 
 def _scope(kwargs: dict[str, Any]) -> Any:
+    # Only values given: the SDK's "not given" sentinels (``omit``, ``NOT_GIVEN``) are not numbers.
     params: dict[str, Any] = {
         name: kwargs[key]
         for name, key in (("temperature", "temperature"), ("top_p", "top_p"), ("max_tokens", "max_output_tokens"))
-        if kwargs.get(key) is not None
+        if isinstance(kwargs.get(key), int | float) and not isinstance(kwargs.get(key), bool)
     }
-    if kwargs.get("stream"):
+    if kwargs.get("stream") is True:
         params["stream"] = True
     instructions = kwargs.get("instructions")
     return api.llm_call(
@@ -163,7 +163,7 @@ class _Stream:
     def _finish(self, error: BaseException | None = None) -> None:
         if not self._done:
             self._done = True
-            api._finish(self._span, error)
+            self._handle.end(error)
 
     def __iter__(self) -> _Stream:
         return self
@@ -186,9 +186,9 @@ class _Stream:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def close(self) -> None:
+    def close(self) -> Any:
         self._finish()
-        self._stream.close()
+        return self._stream.close()  # an async stream's close() is awaited by its caller
 
     def __aiter__(self) -> _Stream:
         return self
@@ -216,25 +216,57 @@ class _Stream:
         await self._stream.close()
 
 
+class _Raw:
+    """A raw response (``with_raw_response``, ``with_streaming_response``): the call is recorded
+    when the response is parsed into the answer or the event stream."""
+
+    def __init__(self, raw: Any, call: _Call):
+        self._raw, self._call = raw, call
+        self._parsed: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def _once(self, parsed: Any) -> Any:
+        if not self._parsed:
+            self._parsed.append(self._call.parsed(parsed))
+        return self._parsed[0]
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        parsed = self._raw.parse(*args, **kwargs)
+        if inspect.isawaitable(parsed):  # the async client's
+
+            async def parse_async() -> Any:
+                return self._once(await parsed)
+
+            return parse_async()
+        return self._once(parsed)
+
+
 class _Call:
     """One ``create`` call: its span opens before the request and closes with the answer, or,
     for a stream, when the stream ends."""
 
     def __init__(self, kwargs: dict[str, Any]):
-        self.stream = bool(kwargs.get("stream"))
-        self.span, self.ctx, self.handle = _scope(kwargs)._start()
+        self.stream = kwargs.get("stream") is True
+        self.span, self.ctx, self.handle = _scope(kwargs).start()
         self.started = time.monotonic()
 
     def failed(self, error: BaseException) -> None:
-        api._finish(self.span, error)
+        self.handle.end(error)
 
     def returned(self, result: Any) -> Any:
+        if hasattr(result, "http_response") and callable(getattr(result, "parse", None)):
+            return _Raw(result, self)
+        return self.parsed(result)
+
+    def parsed(self, result: Any) -> Any:
         if self.stream:
             return _Stream(result, self.span, self.handle, self.started)
         try:
             _record(self.handle, result)
         finally:
-            api._finish(self.span, None)
+            self.handle.end()
         return result
 
 
@@ -243,7 +275,7 @@ def _wrap_sync(original: Any) -> Any:
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         call = _Call(kwargs)
         try:
-            with api._attached(call.ctx):
+            with api.attached(call.ctx):
                 result = original(self, *args, **kwargs)
         except BaseException as exc:
             call.failed(exc)
@@ -259,7 +291,7 @@ def _wrap_async(original: Any) -> Any:
     async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         call = _Call(kwargs)
         try:
-            with api._attached(call.ctx):
+            with api.attached(call.ctx):
                 result = await original(self, *args, **kwargs)
         except BaseException as exc:
             call.failed(exc)

@@ -297,6 +297,33 @@ def test_a_langgraph_run_is_one_run_with_the_graph_nodes_model_and_tool_calls(se
     assert (llm[1]["metadata"]["input_tokens"], llm[1]["metadata"]["output_tokens"]) == (42, 6)
 
 
+def test_langchain_chat_openai_over_the_instrumented_sdk_counts_each_call_once(server, models, recorder):
+    """LangChain's ChatOpenAI calls the OpenAI SDK: with both integrations on, each call is a
+    LangChain model span with the SDK's span inside; the outer one is a step, the call counts once."""
+    from langchain_openai import ChatOpenAI
+
+    chat = ChatOpenAI(model="gpt-4o-mini", base_url=f"{models.url}/v1", api_key="test", max_retries=0)
+    models.queue(text("Bonjour"), text("streamed bonjour"))
+    with tracehouse.run("langchain-openai", input="Say hello") as run:
+        first = chat.invoke("Say hello in French")
+        streamed = "".join(chunk.content for chunk in chat.stream("Again, streamed"))
+        run.set_output(streamed)
+    assert (first.content, streamed) == ("Bonjour", "streamed bonjour")
+    item, logs, _ = _read_back(server, recorder, run.run_id)
+    llm = _llm_nodes(logs)
+    assert [(n["metadata"]["name"], n["metadata"]["output_tokens"]) for n in llm] == [
+        ("chat gpt-4o-mini", 1),
+        ("chat gpt-4o-mini", 2),
+    ]
+    # LangChain's span for each call (its tracer keeps it out of the context, so the SDK's span
+    # is its sibling) is a step now, with the prompt and answer it saw
+    wrappers = [n for n in logs["nodes"] if n["metadata"]["name"] == "ChatOpenAI"]
+    assert [n["type"] for n in wrappers] == ["step", "step"] and "Bonjour" in wrappers[0]["output"]
+    assert item["tokens_used"] == 2 * INPUT_TOKENS + 1 + 2
+    expected = cost_usd("gpt-4o-mini", INPUT_TOKENS, 1) + cost_usd("gpt-4o-mini", INPUT_TOKENS, 2)
+    assert item["cost_cents"] == pytest.approx(expected * 100, rel=1e-3)
+
+
 def test_a_failing_langgraph_tool_fails_its_node_and_the_run(server, recorder):
     from langchain_core.messages import AIMessage
 

@@ -499,6 +499,65 @@ def test_a_pydantic_ai_agent_run_reads_back(server, recorder):
     assert any(name == "lookup_order" for name, _ in _tool_calls(events))
 
 
+# --- OpenLLMetry, without tracehouse in the process -------------------------------------------------
+
+OPENLLMETRY_APP = """
+import json, sys
+import openai
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=sys.argv[2] + "/v1/traces")))
+trace.set_tracer_provider(provider)
+OpenAIInstrumentor().instrument()
+client = openai.OpenAI(base_url=sys.argv[1], api_key="test", max_retries=0)
+tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+with trace.get_tracer("app").start_as_current_span("llmetry-workflow") as root:
+    messages = [{"role": "user", "content": "Weather in Oslo?"}]
+    client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=tools)
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
+    )
+    print("".join(c.choices[0].delta.content or "" for c in stream if c.choices))
+print(format(root.get_span_context().trace_id, "032x"))
+provider.shutdown()
+"""
+
+
+def test_openllmetry_spans_from_another_process_read_back_as_a_run(server, models, tmp_path):
+    """OpenLLMetry's (Traceloop's) OpenAI instrumentor with the plain OpenTelemetry SDK and
+    exporter: no tracehouse code in the sending process, only the receiver's normalization."""
+    script = tmp_path / "llmetry_app.py"
+    script.write_text(OPENLLMETRY_APP)
+    models.queue(tool_call("get_weather", city="Oslo"), text("Cold and clear in Oslo"))
+    env = {**os.environ, "OTEL_SERVICE_NAME": "llmetry", "TRACELOOP_TRACE_CONTENT": "true"}
+    done = subprocess.run(
+        [sys.executable, str(script), f"{models.url}/v1", server.http],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    streamed, run_id = done.stdout.strip().splitlines()[-2:]
+    assert streamed == "Cold and clear in Oslo"
+    item = wait_for_run(server.http, run_id)
+    client = tracehouse.Client(server.http)
+    logs = client.logs(run_id).model_dump()
+    events = client.events(run_id).model_dump()["events"]
+    llm = _llm_nodes(logs)
+    assert [(n["metadata"]["model"], n["metadata"]["output_tokens"]) for n in llm] == [
+        ("gpt-4o-mini", 7),
+        ("gpt-4o-mini", 5),
+    ]
+    assert "Cold and clear in Oslo" in llm[1]["output"] and "Weather in Oslo?" in llm[0]["input"]
+    assert ("get_weather", {"city": "Oslo"}) in _tool_calls(events)
+    assert item["tokens_used"] == 2 * INPUT_TOKENS + 7 + 5
+    expected = cost_usd("gpt-4o-mini", INPUT_TOKENS, 7) + cost_usd("gpt-4o-mini", INPUT_TOKENS, 5)
+    assert item["cost_cents"] == pytest.approx(expected * 100, rel=1e-3)
+
+
 # --- the opentelemetry-instrument route -----------------------------------------------------------
 
 APP = """

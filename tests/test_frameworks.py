@@ -420,7 +420,7 @@ def test_an_openai_agents_sdk_run_with_a_handoff_tools_and_a_guardrail(server, m
     # The handoff: a sub-agent run of its own, linked to the run that handed off.
     (sub_id,) = [n["metadata"]["run_id"] for n in logs["nodes"] if n["metadata"]["name"].startswith("invoke_agent")]
     sub_item, sub_logs, sub_events = _read_back(server, recorder, sub_id)
-    assert sub_id != run_id and sub_item["status"] == "success"
+    assert sub_id != run_id and (sub_item["status"], sub_item["output"]) == ("success", "It is sunny in Paris")
     llm = _llm_nodes(sub_logs)
     assert [n["metadata"]["output_tokens"] for n in llm] == [7, 7, 5]
     assert sub_item["tokens_used"] == 3 * INPUT_TOKENS + 7 + 7 + 5
@@ -442,6 +442,33 @@ def test_an_openai_agents_sdk_run_with_a_handoff_tools_and_a_guardrail(server, m
     assert json.loads(guardrail["output"]) == {"triggered": True}
     assert any("tripwire" in e["message"].lower() for e in failed["errors"])
     models.turns.clear()
+
+
+def test_an_agent_used_as_a_tool_is_a_sub_agent_run(server, models, recorder, monkeypatch):
+    import openai
+    from agents import Agent, OpenAIResponsesModel, Runner
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    client = openai.AsyncOpenAI(base_url=f"{models.url}/v1", api_key="test", max_retries=0)
+    translator = Agent(name="translator", instructions="Translate.", model=OpenAIResponsesModel("gpt-4o-mini", client))
+    desk = Agent(
+        name="desk",
+        instructions="Use the translator.",
+        tools=[translator.as_tool(tool_name="translate", tool_description="Translate to French")],
+        model=OpenAIResponsesModel("gpt-4o-mini", client),
+    )
+    models.queue(tool_call("translate", input="hello"), text("bonjour"), text("It is bonjour"))
+    assert asyncio.run(Runner.run(desk, "Translate hello")).final_output == "It is bonjour"
+    recorder.flush()
+    item, logs, _ = _read_back(server, recorder, _run_of_agent(server, "desk", "success"))
+    tool = next(n for n in logs["nodes"] if n["type"] == "tool")
+    assert tool["metadata"]["name"] == "execute_tool translate" and "bonjour" in tool["output"]
+    # the translator ran inside the tool: a sub-agent run whose root hangs from the tool's span
+    (sub,) = [n for n in logs["nodes"] if n["metadata"]["name"] == "invoke_agent translator"]
+    assert sub["metadata"]["parent_id"] == tool["id"] and sub["metadata"]["run_id"] != item["run_id"]
+    sub_item = wait_for_run(server.http, sub["metadata"]["run_id"])
+    assert (sub_item["output"], sub_item["tokens_used"]) == ("bonjour", INPUT_TOKENS + 1)
+    assert item["tokens_used"] == 2 * INPUT_TOKENS + 7 + 3  # the desk's own two calls
 
 
 def test_a_streamed_openai_agents_sdk_run_reads_back(server, models, recorder, monkeypatch):

@@ -52,6 +52,16 @@ class _Open:
     ctx: Any
     handle: api.SpanHandle
     token: object = None
+    run: _Open | None = None  # the open run span this one belongs to (itself for a run)
+    input: Any = None  # a run's: its first model input
+    output: str = ""  # a run's: its last model answer
+
+    def close_run(self) -> None:
+        """A run's input and output, from the model calls seen inside it."""
+        if self.input is not None:
+            self.handle.set_input(self.input)
+        if self.output:
+            self.handle.set_output(self.output)
 
 
 @dataclass
@@ -59,8 +69,6 @@ class _Trace:
     root: _Open
     is_run: bool
     agent: str = ""  # the first agent's name, once it started
-    input: Any = None  # the first model input
-    output: str = ""  # the last model answer
     error: tuple[str, str] | None = None  # (message, type) of the first failed agent
     handoffs: dict[str, Any] = field(default_factory=dict)  # receiving agent -> context it came from
 
@@ -99,8 +107,10 @@ class TracehouseProcessor:
             scope = api.node(name, NodeType.STEP)
         span, ctx, handle = scope.start()
         span.set_attribute(semconv.GEN_AI_WORKFLOW_NAME, name)
+        root = _Open(span, ctx, handle)
+        root.run = root if is_run else None
         with self._lock:
-            self._traces[trace.trace_id] = _Trace(_Open(span, ctx, handle), is_run)
+            self._traces[trace.trace_id] = _Trace(root, is_run)
 
     def on_trace_end(self, trace: Any) -> None:
         with self._lock:
@@ -109,10 +119,7 @@ class TracehouseProcessor:
             return
         handle = state.root.handle
         if state.is_run:
-            if state.input is not None:
-                handle.set_input(state.input)
-            if state.output:
-                handle.set_output(state.output)
+            state.root.close_run()
         if state.error is not None:
             handle.fail(*state.error)
         handle.end()
@@ -141,36 +148,42 @@ class TracehouseProcessor:
                     self._parents[span.span_id] = span.parent_id
                 return
             parent = self._parent(span, state)
-            scope, parent_ctx = self._scope(data, kind, parent, state)
+            scope, parent_ctx, starts_run = self._scope(data, kind, parent, state)
         opened = _Open(*scope.start(parent_ctx))
+        opened.run = opened if starts_run else parent.run
         opened.token = otel_context.attach(opened.ctx)  # so that the SDK calls inside nest here
         with self._lock:
             self._spans[span.span_id] = opened
 
-    def _scope(self, data: Any, kind: str, parent: _Open, state: _Trace) -> tuple[Any, Any]:
-        """The hand-API scope for an SDK span, and the context to open it in."""
+    def _scope(self, data: Any, kind: str, parent: _Open, state: _Trace) -> tuple[Any, Any, bool]:
+        """The hand-API scope for an SDK span, the context to open it in, and whether it starts
+        a (sub-agent) run."""
         if kind == "agent":
             came_from = state.handoffs.pop(data.name, None)
             if came_from is not None:  # a handoff: a sub-run of the agent that handed off
-                return api.run(data.name), otel_trace.set_span_in_context(parent.span, came_from)
+                return api.run(data.name), otel_trace.set_span_in_context(parent.span, came_from), True
             if state.agent:  # an agent inside another's tool: a sub-run of that agent's run
-                return api.run(data.name), parent.ctx
+                return api.run(data.name), parent.ctx, True
             state.agent = data.name
             if state.is_run:
                 state.root.span.set_attribute(semconv.GEN_AI_AGENT_NAME, data.name)
                 state.root.span.update_name(f"{semconv.OP_INVOKE_AGENT} {data.name}")
-            return api.node(data.name, NodeType.AGENT), parent.ctx
+            return api.node(data.name, NodeType.AGENT), parent.ctx, False
+        return self._node_scope(data, kind), parent.ctx, False
+
+    @staticmethod
+    def _node_scope(data: Any, kind: str) -> Any:
         if kind in ("response", "generation"):
-            return api.llm_call(getattr(data, "model", None) or "", semconv.PROVIDER_OPENAI), parent.ctx
+            return api.llm_call(getattr(data, "model", None) or "", semconv.PROVIDER_OPENAI)
         if kind == "function":
-            return api.tool(data.name, type="function"), parent.ctx
+            return api.tool(data.name, type="function")
         if kind == "handoff":
-            return api.node("handoff", NodeType.STEP), parent.ctx
+            return api.node("handoff", NodeType.STEP)
         if kind in ("guardrail", "custom"):
-            return api.node(data.name, NodeType.STEP), parent.ctx
+            return api.node(data.name, NodeType.STEP)
         if kind == "mcp_tools":
-            return api.node(f"mcp list_tools {getattr(data, 'server', '') or ''}".strip(), NodeType.STEP), parent.ctx
-        return api.node(kind or "span", NodeType.STEP), parent.ctx
+            return api.node(f"mcp list_tools {getattr(data, 'server', '') or ''}".strip(), NodeType.STEP)
+        return api.node(kind or "span", NodeType.STEP)
 
     def on_span_end(self, span: Any) -> None:
         with self._lock:
@@ -195,6 +208,8 @@ class TracehouseProcessor:
             opened.handle.fail(message, "AgentsError")
             if kind == "agent" and state is not None and state.error is None:
                 state.error = (message, "AgentsError")
+        if opened.run is opened:  # a sub-agent run ends
+            opened.close_run()
         opened.handle.end()
 
     def _end_response(self, opened: _Open, data: Any, state: _Trace | None) -> None:
@@ -214,8 +229,7 @@ class TracehouseProcessor:
         if isinstance(instructions, str) and instructions:
             handle.set_input([{"type": "text", "content": instructions}], semconv.GEN_AI_SYSTEM_INSTRUCTIONS)
         _record(handle, response)
-        if state is not None:
-            self._seen(state, messages, _output(response)[0])
+        _seen(opened, state, messages, _output(response)[0])
 
     def _end_generation(self, opened: _Open, data: Any, state: _Trace | None) -> None:
         handle = opened.handle
@@ -233,17 +247,7 @@ class TracehouseProcessor:
             input_tokens=usage.get("input_tokens"),
             output_tokens=usage.get("output_tokens"),
         )
-        if state is not None:
-            self._seen(state, messages, output)
-
-    @staticmethod
-    def _seen(state: _Trace, inputs: list[dict], outputs: list[dict]) -> None:
-        """The run's input is its first model input; its output the last model answer."""
-        if state.input is None:
-            state.input = _first_user_text(inputs)
-        text = next((m.get("content") for m in outputs if m.get("content") and not m.get("tool_calls")), None)
-        if text:
-            state.output = str(text)
+        _seen(opened, state, messages, output)
 
     def _end_function(self, opened: _Open, data: Any, state: _Trace | None) -> None:
         if data.input is not None:
@@ -278,6 +282,18 @@ class TracehouseProcessor:
 
     def force_flush(self) -> None:
         pass
+
+
+def _seen(opened: _Open, state: _Trace | None, inputs: list[dict], outputs: list[dict]) -> None:
+    """A run's input is its first model input; its output the last model answer. The trace's
+    run sees every call of the trace (its output is what ``Runner.run`` returns), a sub-agent
+    run its own."""
+    for run in {id(r): r for r in (opened.run, state.root.run if state else None) if r is not None}.values():
+        if run.input is None:
+            run.input = _first_user_text(inputs)
+        text = next((m.get("content") for m in outputs if m.get("content") and not m.get("tool_calls")), None)
+        if text:
+            run.output = str(text)
 
 
 def _name_model(opened: _Open, model: str) -> None:

@@ -473,7 +473,7 @@ def test_an_agent_used_as_a_tool_is_a_sub_agent_run(server, models, recorder, mo
 
 def test_a_streamed_openai_agents_sdk_run_reads_back(server, models, recorder, monkeypatch):
     import openai
-    from agents import Agent, OpenAIResponsesModel, Runner
+    from agents import Agent, OpenAIResponsesModel, RunConfig, Runner
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     client = openai.AsyncOpenAI(base_url=f"{models.url}/v1", api_key="test", max_retries=0)
@@ -481,7 +481,7 @@ def test_a_streamed_openai_agents_sdk_run_reads_back(server, models, recorder, m
     models.queue(text("a streamed agent answer"))
 
     async def consume() -> str:
-        streamed = Runner.run_streamed(agent, "Stream please")
+        streamed = Runner.run_streamed(agent, "Stream please", run_config=RunConfig(group_id="thread-7"))
         async for _ in streamed.stream_events():
             pass
         return streamed.final_output
@@ -492,6 +492,9 @@ def test_a_streamed_openai_agents_sdk_run_reads_back(server, models, recorder, m
     (llm,) = _llm_nodes(logs)
     assert "a streamed agent answer" in llm["output"] and llm["metadata"]["model"] == "gpt-4o"
     assert item["tokens_used"] == INPUT_TOKENS + 4 and item["output"] == "a streamed agent answer"
+    # the SDK's group id is the run's conversation
+    conversation = tracehouse.Client(server.http).conversation("thread-7").model_dump()["events"]
+    assert any(e["content"] == "a streamed agent answer" for e in conversation)
 
 
 # --- Pydantic AI --------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ class TracehouseProcessor:
         is_run = api.current_run() is None
         name = trace.name or "agent workflow"
         if is_run:
-            metadata = {k: v for k, v in (getattr(trace, "metadata", None) or {}).items()}
+            metadata = dict(getattr(trace, "metadata", None) or {})
             scope: Any = api.run(name, conversation_id=getattr(trace, "group_id", None) or None, metadata=metadata)
         else:
             scope = api.node(name, NodeType.STEP)

@@ -3,9 +3,11 @@ supports. :func:`tracehouse.instrument.auto` enables those whose library is inst
 
 Where a maintained instrumentor already emits GenAI-convention (or OpenInference, OpenLLMetry)
 spans, the integration turns it on with tracehouse's content setting and adds what it misses;
-the run structure (run ids on every span inside ``tracehouse.run``), redaction of the content
-other instrumentors record, and cost (from the price table, at the receiver) come from
-tracehouse for every integration alike.
+where none fits (the OpenAI Responses API, the OpenAI Agents SDK's runs and handoffs), the
+integration is tracehouse's own, built on the hand API. The run structure (run ids on every
+span inside ``tracehouse.run``), redaction of the content other instrumentors record, cost
+(from the price table, at the receiver) and one count per model call come from tracehouse for
+every integration alike.
 """
 
 from __future__ import annotations

@@ -135,6 +135,16 @@ def _mask(value: Any, paths: list[list[str]]) -> Any:
     return out
 
 
+def decoded(value: Any) -> Any:
+    """Text that holds JSON (an object or array) as its value; anything else as it is."""
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def truncate(text: str, max_bytes: int) -> tuple[str, int | None]:
     """``text`` cut to at most ``max_bytes`` UTF-8 bytes with a visible marker, and the
     original size in bytes; or ``text`` and None when it fits."""

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -41,7 +40,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from tracehouse import semconv
 from tracehouse.instrument import settings
 from tracehouse.instrument.api import OWN_SCOPE, RunStamper, current_run
-from tracehouse.instrument.capture import DEFAULT_MAX_PAYLOAD_BYTES, Capture
+from tracehouse.instrument.capture import DEFAULT_MAX_PAYLOAD_BYTES, Capture, decoded
 from tracehouse.instrument.nesting import NestedCalls
 from tracehouse.model import NodeType
 
@@ -121,16 +120,6 @@ class _RunFilter(logging.Filter):
         return True
 
 
-def _clean(capture: Capture, text: str) -> tuple[str, int | None] | None:
-    value: Any = text
-    if text[:1] in ("[", "{"):  # JSON content: masked by path too, like tracehouse's own
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = text
-    return capture.encode(value)
-
-
 def cleaned(span: ReadableSpan, wraps_call: bool = False) -> ReadableSpan:
     """Another instrumentor's span with its content treated like tracehouse's own: redacted and
     truncated, or left out when content capture is off. Content is what the receiver stores as
@@ -141,8 +130,9 @@ def cleaned(span: ReadableSpan, wraps_call: bool = False) -> ReadableSpan:
     scope = span.instrumentation_scope
     attributes = span.attributes or {}
     own = scope is not None and scope.name == OWN_SCOPE
-    payload = [k for k, v in attributes.items() if isinstance(v, str) and semconv.is_payload_attribute(k)]
-    payload = [] if own else payload
+    payload = (
+        [] if own else [k for k, v in attributes.items() if isinstance(v, str) and semconv.is_payload_attribute(k)]
+    )
     if not payload and not wraps_call:
         return span
     capture = settings.capture()
@@ -150,7 +140,7 @@ def cleaned(span: ReadableSpan, wraps_call: bool = False) -> ReadableSpan:
     if wraps_call:
         new[semconv.TRACEHOUSE_NODE_TYPE] = NodeType.STEP.value
     for key in payload:
-        encoded = _clean(capture, attributes[key])
+        encoded = capture.encode(decoded(attributes[key]))  # JSON content is masked by path too
         if encoded is None:
             del new[key]
             continue

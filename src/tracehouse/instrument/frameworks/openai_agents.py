@@ -18,7 +18,6 @@ removes it (``agents.set_trace_processors``). Content follows tracehouse's captu
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +27,7 @@ from opentelemetry import trace as otel_trace
 
 from tracehouse import semconv
 from tracehouse.instrument import api
-from tracehouse.instrument.capture import Capture
+from tracehouse.instrument.capture import Capture, decoded
 from tracehouse.instrument.frameworks import Integration
 from tracehouse.model import NodeType
 
@@ -66,20 +65,10 @@ class _Open:
 
 @dataclass
 class _Trace:
-    root: _Open
-    is_run: bool
+    root: _Open  # its run is itself when the trace is a run, else None (a step of another run)
     agent: str = ""  # the first agent's name, once it started
     error: tuple[str, str] | None = None  # (message, type) of the first failed agent
     handoffs: dict[str, Any] = field(default_factory=dict)  # receiving agent -> context it came from
-
-
-def _load(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _first_user_text(messages: list[dict]) -> Any:
@@ -110,7 +99,7 @@ class TracehouseProcessor:
         root = _Open(span, ctx, handle)
         root.run = root if is_run else None
         with self._lock:
-            self._traces[trace.trace_id] = _Trace(root, is_run)
+            self._traces[trace.trace_id] = _Trace(root)
 
     def on_trace_end(self, trace: Any) -> None:
         with self._lock:
@@ -118,7 +107,7 @@ class TracehouseProcessor:
         if state is None:
             return
         handle = state.root.handle
-        if state.is_run:
+        if state.root.run is not None:
             state.root.close_run()
         if state.error is not None:
             handle.fail(*state.error)
@@ -165,7 +154,7 @@ class TracehouseProcessor:
             if state.agent:  # an agent inside another's tool: a sub-run of that agent's run
                 return api.run(data.name), parent.ctx, True
             state.agent = data.name
-            if state.is_run:
+            if state.root.run is not None:
                 state.root.span.set_attribute(semconv.GEN_AI_AGENT_NAME, data.name)
                 state.root.span.update_name(f"{semconv.OP_INVOKE_AGENT} {data.name}")
             return api.node(data.name, NodeType.AGENT), parent.ctx, False
@@ -213,7 +202,7 @@ class TracehouseProcessor:
         opened.handle.end()
 
     def _end_response(self, opened: _Open, data: Any, state: _Trace | None) -> None:
-        from tracehouse.instrument.frameworks.openai_sdk import _input_messages, _output, _record
+        from tracehouse.instrument.frameworks.openai_sdk import _input_messages, _record
 
         handle = opened.handle
         assert isinstance(handle, api.LLMCallHandle)
@@ -228,8 +217,7 @@ class TracehouseProcessor:
         instructions = getattr(response, "instructions", None)
         if isinstance(instructions, str) and instructions:
             handle.set_input([{"type": "text", "content": instructions}], semconv.GEN_AI_SYSTEM_INSTRUCTIONS)
-        _record(handle, response)
-        _seen(opened, state, messages, _output(response)[0])
+        _seen(opened, state, messages, _record(handle, response))
 
     def _end_generation(self, opened: _Open, data: Any, state: _Trace | None) -> None:
         handle = opened.handle
@@ -251,9 +239,9 @@ class TracehouseProcessor:
 
     def _end_function(self, opened: _Open, data: Any, state: _Trace | None) -> None:
         if data.input is not None:
-            opened.handle.set_input(_load(data.input))
+            opened.handle.set_input(decoded(data.input))
         if data.output is not None:
-            opened.handle.set_output(_load(data.output) if isinstance(data.output, str) else str(data.output))
+            opened.handle.set_output(decoded(data.output) if isinstance(data.output, str) else str(data.output))
 
     def _end_handoff(self, opened: _Open, data: Any, state: _Trace | None) -> None:
         opened.span.update_name(f"handoff to {data.to_agent}")

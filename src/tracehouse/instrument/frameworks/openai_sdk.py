@@ -102,7 +102,8 @@ def _output(response: Any) -> tuple[list[dict], str]:
     return [message], "tool_calls" if calls else "stop"
 
 
-def _record(handle: api.LLMCallHandle, response: Any) -> None:
+def _record(handle: api.LLMCallHandle, response: Any) -> list[dict]:
+    """Record a response on its call; returns its answer as chat messages."""
     messages, finish = _output(response)
     usage = getattr(response, "usage", None)
     input_details = getattr(usage, "input_tokens_details", None)
@@ -117,6 +118,7 @@ def _record(handle: api.LLMCallHandle, response: Any) -> None:
         cache_read_tokens=getattr(input_details, "cached_tokens", None),
         reasoning_tokens=getattr(output_details, "reasoning_tokens", None),
     )
+    return messages
 
 
 def _scope(kwargs: dict[str, Any]) -> Any:

@@ -427,7 +427,7 @@ def test_a_model_call_around_another_is_recorded_as_a_step(spans):
     }
     from tracehouse.instrument.setup import _processor
 
-    assert _processor is not None and not _processor.nested_calls._parents  # nothing left behind
+    assert _processor is not None and not _processor.nested_calls._inside  # nothing left behind
 
 
 def test_run_ids_are_time_ordered_uuids():

@@ -151,6 +151,9 @@ class LiveHub:
                 if subscriber.wants(message):
                     loop.call_soon_threadsafe(_offer, subscriber.queue, message)
 
+    def has_subscribers(self) -> bool:
+        return bool(self._subscribers)
+
     def subscribe(self, subscriber: _Subscriber) -> None:
         self._loop = asyncio.get_running_loop()
         with self._lock:

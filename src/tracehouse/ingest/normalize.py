@@ -191,23 +191,44 @@ def _legacy_event_messages(events: Iterable[Any]) -> tuple[list[dict], list[dict
     return inputs, outputs
 
 
-def _messages(attrs: dict[str, str], payload: dict[str, str], events: Iterable[Any]) -> tuple[list, list, str]:
-    """(input messages, output messages, system instructions) in the GenAI JSON shape."""
-    both = {**attrs, **payload}
-    inputs = _json(both.get(semconv.GEN_AI_INPUT_MESSAGES, ""))
-    outputs = _json(both.get(semconv.GEN_AI_OUTPUT_MESSAGES, ""))
-    system = both.get(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, "")
+@dataclass
+class _Messages:
+    """An LLM call's messages in the GenAI JSON shape, and their JSON text for the node."""
+
+    inputs: list
+    outputs: list
+    system: str
+    input_json: str
+    output_json: str
+
+
+def _messages(attrs: dict[str, str], events: Iterable[Any]) -> _Messages:
+    """The messages, from GenAI JSON attributes, else flattened ones, else message events. The
+    node's JSON is the attribute as it came, else made from the messages found."""
+    stated_inputs = attrs.get(semconv.GEN_AI_INPUT_MESSAGES, "")
+    stated_outputs = attrs.get(semconv.GEN_AI_OUTPUT_MESSAGES, "")
+    inputs = _json(stated_inputs)
+    outputs = _json(stated_outputs)
+    system = attrs.get(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, "")
+    input_json = stated_inputs if isinstance(inputs, list) and inputs else ""
+    output_json = stated_outputs if isinstance(outputs, list) and outputs else ""
     if not isinstance(inputs, list):
         inputs = _flattened_messages(
-            both, semconv.OI_LLM_INPUT_MESSAGES, semconv.OI_MESSAGE_ROLE, semconv.OI_MESSAGE_CONTENT
-        ) or (_flattened_messages(both, semconv.GEN_AI_PROMPT, semconv.FLAT_ROLE, semconv.FLAT_CONTENT))
+            attrs, semconv.OI_LLM_INPUT_MESSAGES, semconv.OI_MESSAGE_ROLE, semconv.OI_MESSAGE_CONTENT
+        ) or (_flattened_messages(attrs, semconv.GEN_AI_PROMPT, semconv.FLAT_ROLE, semconv.FLAT_CONTENT))
     if not isinstance(outputs, list):
         outputs = _flattened_messages(
-            both, semconv.OI_LLM_OUTPUT_MESSAGES, semconv.OI_MESSAGE_ROLE, semconv.OI_MESSAGE_CONTENT
-        ) or (_flattened_messages(both, semconv.GEN_AI_COMPLETION, semconv.FLAT_ROLE, semconv.FLAT_CONTENT))
+            attrs, semconv.OI_LLM_OUTPUT_MESSAGES, semconv.OI_MESSAGE_ROLE, semconv.OI_MESSAGE_CONTENT
+        ) or (_flattened_messages(attrs, semconv.GEN_AI_COMPLETION, semconv.FLAT_ROLE, semconv.FLAT_CONTENT))
     if not inputs and not outputs:
         inputs, outputs = _legacy_event_messages(events)
-    return inputs, outputs, system
+    return _Messages(
+        inputs,
+        outputs,
+        system,
+        input_json or (json.dumps(inputs, ensure_ascii=False) if inputs else ""),
+        output_json or (json.dumps(outputs, ensure_ascii=False) if outputs else ""),
+    )
 
 
 # --- node type, run, status -----------------------------------------------------------------------
@@ -278,6 +299,44 @@ def _status(span: Span, attrs: dict[str, str]) -> Status:
 
 
 # --- the normalizer -------------------------------------------------------------------------------
+
+
+# Where each field is read from, first non-empty value wins (the engine's normalizer reads the
+# same tables: see normalize_sql).
+AGENT_KEYS = (semconv.GEN_AI_AGENT_NAME, semconv.OI_AGENT_NAME)
+AGENT_NODE_KEYS = (semconv.TRACELOOP_ENTITY_NAME,)  # an agent node with no agent name
+RUN_NAME_KEYS = (semconv.GEN_AI_WORKFLOW_NAME, semconv.TRACELOOP_WORKFLOW_NAME, semconv.LANGFUSE_TRACE_NAME)
+MODEL_KEYS = (
+    semconv.GEN_AI_RESPONSE_MODEL,
+    semconv.GEN_AI_REQUEST_MODEL,
+    semconv.OI_LLM_MODEL_NAME,
+    semconv.LANGFUSE_OBSERVATION_MODEL,
+)
+PROVIDER_KEYS = (semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_SYSTEM, semconv.OI_LLM_PROVIDER, semconv.OI_LLM_SYSTEM)
+CONVERSATION_KEYS = (semconv.GEN_AI_CONVERSATION_ID, semconv.SESSION_ID, semconv.LANGFUSE_SESSION_ID)
+USER_KEYS = (semconv.USER_ID, semconv.ENDUSER_ID, semconv.LANGFUSE_USER_ID)
+COST_KEYS = (semconv.TRACEHOUSE_COST_USD, semconv.OI_LLM_COST_TOTAL)
+TOOL_NAME_KEYS = (semconv.GEN_AI_TOOL_NAME, semconv.OI_TOOL_NAME)
+TOOL_CALL_ID_KEYS = (semconv.GEN_AI_TOOL_CALL_ID, semconv.OI_TOOL_CALL_ID)
+INPUT_KEYS = (
+    semconv.TRACEHOUSE_NODE_INPUT,
+    semconv.GEN_AI_TOOL_CALL_ARGUMENTS,
+    semconv.OI_INPUT_VALUE,
+    semconv.TRACELOOP_ENTITY_INPUT,
+    semconv.LANGFUSE_OBSERVATION_INPUT,
+    semconv.GEN_AI_RETRIEVAL_QUERY_TEXT,
+)
+OUTPUT_KEYS = (
+    semconv.TRACEHOUSE_NODE_OUTPUT,
+    semconv.GEN_AI_TOOL_CALL_RESULT,
+    semconv.OI_OUTPUT_VALUE,
+    semconv.TRACELOOP_ENTITY_OUTPUT,
+    semconv.LANGFUSE_OBSERVATION_OUTPUT,
+    semconv.GEN_AI_RETRIEVAL_DOCUMENTS,
+)
+# A run's root reads its run's input and output first, and Langfuse's trace-level ones last.
+ROOT_INPUT_KEYS = (semconv.TRACEHOUSE_RUN_INPUT, *INPUT_KEYS, semconv.LANGFUSE_TRACE_INPUT)
+ROOT_OUTPUT_KEYS = (semconv.TRACEHOUSE_RUN_OUTPUT, *OUTPUT_KEYS, semconv.LANGFUSE_TRACE_OUTPUT)
 
 
 def normalize_spans(
@@ -372,28 +431,20 @@ def normalize_span(
     else:
         run_id, run_root = trace_id, not parent
 
-    agent = _first(raw, semconv.GEN_AI_AGENT_NAME, semconv.OI_AGENT_NAME)
+    agent = _first(raw, *AGENT_KEYS)
     if not agent and kind is NodeType.AGENT:
-        agent = _first(raw, semconv.TRACELOOP_ENTITY_NAME) or span.name.removeprefix(semconv.OP_INVOKE_AGENT).strip()
+        agent = _first(raw, *AGENT_NODE_KEYS) or span.name.removeprefix(semconv.OP_INVOKE_AGENT).strip()
     if not agent and run_root:
-        agent = _first(both, semconv.GEN_AI_WORKFLOW_NAME, semconv.TRACELOOP_WORKFLOW_NAME, semconv.LANGFUSE_TRACE_NAME)
+        agent = _first(both, *RUN_NAME_KEYS)
         # else the root span's own name: a LangGraph graph's run name, a workflow's name
         agent = agent or span.name.removeprefix(semconv.OP_INVOKE_AGENT).strip()
 
-    model = _first(
-        raw,
-        semconv.GEN_AI_RESPONSE_MODEL,
-        semconv.GEN_AI_REQUEST_MODEL,
-        semconv.OI_LLM_MODEL_NAME,
-        semconv.LANGFUSE_OBSERVATION_MODEL,
-    )
-    provider = _first(
-        raw, semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_SYSTEM, semconv.OI_LLM_PROVIDER, semconv.OI_LLM_SYSTEM
-    )
+    model = _first(raw, *MODEL_KEYS)
+    provider = _first(raw, *PROVIDER_KEYS)
     usage, cost = _usage_and_cost(raw, kind, model, price)
 
-    inputs, outputs, system = _messages(raw, payload, span.events) if kind is NodeType.LLM else ([], [], "")
-    node_input, node_output = _io(kind, raw, payload, inputs, outputs, run_root)
+    messages = _messages(raw, span.events) if kind is NodeType.LLM else _NO_MESSAGES
+    node_input, node_output = _io(kind, raw, messages, run_root)
 
     status = _status(span, raw)
     events = [
@@ -438,8 +489,8 @@ def normalize_span(
         status=status,
         operation=operation,
         agent_name=agent,
-        conversation_id=_first(both, semconv.GEN_AI_CONVERSATION_ID, semconv.SESSION_ID, semconv.LANGFUSE_SESSION_ID),
-        user_id=_first(both, semconv.USER_ID, semconv.ENDUSER_ID, semconv.LANGFUSE_USER_ID),
+        conversation_id=_first(both, *CONVERSATION_KEYS),
+        user_id=_first(both, *USER_KEYS),
         model=model,
         provider=provider,
         usage=usage,
@@ -452,7 +503,7 @@ def normalize_span(
         ttl_days=ttl,
         payload_ttl_days=min(ttl, retention.payload_ttl_days),
     )
-    return node, list(_replay_events(node, raw, payload, inputs, outputs, system))
+    return node, list(_replay_events(node, raw, messages))
 
 
 # Where each token count is read from, first found wins: GenAI, its earlier names, Traceloop's,
@@ -495,7 +546,7 @@ def _usage_and_cost(raw: dict[str, str], kind: NodeType, model: str, price: Pric
     for field, keys in _LANGFUSE_TOKEN_KEYS.items():
         counts[field] = counts[field] or _int(details, *keys)
     usage = Usage.model_construct(**counts)
-    stated = _first(raw, semconv.TRACEHOUSE_COST_USD, semconv.OI_LLM_COST_TOTAL)
+    stated = _first(raw, *COST_KEYS)
     if not stated:
         cost_details = _json(raw.get(semconv.LANGFUSE_OBSERVATION_COST_DETAILS, "")) or {}
         stated = attribute_string(cost_details.get("total", "")) if isinstance(cost_details, dict) else ""
@@ -510,38 +561,17 @@ def _usage_and_cost(raw: dict[str, str], kind: NodeType, model: str, price: Pric
     return usage, cost or 0.0
 
 
-def _io(kind: NodeType, raw: dict, payload: dict, inputs: list, outputs: list, run_root: bool) -> tuple[str, str]:
-    both = {**raw, **payload}
-    if kind is NodeType.LLM and (inputs or outputs):
-        return (
-            json.dumps(inputs, ensure_ascii=False) if inputs else "",
-            json.dumps(outputs, ensure_ascii=False) if outputs else "",
-        )
-    in_keys = [
-        semconv.TRACEHOUSE_NODE_INPUT,
-        semconv.GEN_AI_TOOL_CALL_ARGUMENTS,
-        semconv.OI_INPUT_VALUE,
-        semconv.TRACELOOP_ENTITY_INPUT,
-        semconv.LANGFUSE_OBSERVATION_INPUT,
-        semconv.GEN_AI_RETRIEVAL_QUERY_TEXT,
-    ]
-    out_keys = [
-        semconv.TRACEHOUSE_NODE_OUTPUT,
-        semconv.GEN_AI_TOOL_CALL_RESULT,
-        semconv.OI_OUTPUT_VALUE,
-        semconv.TRACELOOP_ENTITY_OUTPUT,
-        semconv.LANGFUSE_OBSERVATION_OUTPUT,
-        semconv.GEN_AI_RETRIEVAL_DOCUMENTS,
-    ]
-    if run_root:
-        in_keys.insert(0, semconv.TRACEHOUSE_RUN_INPUT)
-        in_keys.append(semconv.LANGFUSE_TRACE_INPUT)
-        out_keys.insert(0, semconv.TRACEHOUSE_RUN_OUTPUT)
-        out_keys.append(semconv.LANGFUSE_TRACE_OUTPUT)
+_NO_MESSAGES = _Messages([], [], "", "", "")
+
+
+def _io(kind: NodeType, raw: dict, messages: _Messages, run_root: bool) -> tuple[str, str]:
+    if kind is NodeType.LLM and (messages.inputs or messages.outputs):
+        return messages.input_json, messages.output_json
+    in_keys, out_keys = (ROOT_INPUT_KEYS, ROOT_OUTPUT_KEYS) if run_root else (INPUT_KEYS, OUTPUT_KEYS)
     # An agent or step span may carry GenAI messages (invoke_agent does): their text, else them.
     return (
-        _first(both, *in_keys) or _messages_text(both.get(semconv.GEN_AI_INPUT_MESSAGES, "")),
-        _first(both, *out_keys) or _messages_text(both.get(semconv.GEN_AI_OUTPUT_MESSAGES, "")),
+        _first(raw, *in_keys) or _messages_text(raw.get(semconv.GEN_AI_INPUT_MESSAGES, "")),
+        _first(raw, *out_keys) or _messages_text(raw.get(semconv.GEN_AI_OUTPUT_MESSAGES, "")),
     )
 
 
@@ -569,9 +599,7 @@ def _new_turn(inputs: list[dict]) -> list[dict]:
     return inputs[last + 1 :]
 
 
-def _replay_events(
-    node: Node, raw: dict[str, str], payload: dict[str, str], inputs: list, outputs: list, system: str
-) -> Iterator[Event]:
+def _replay_events(node: Node, raw: dict[str, str], messages: _Messages) -> Iterator[Event]:
     seq = 0
     end = node.ended_at
 
@@ -597,19 +625,17 @@ def _replay_events(
         )
 
     if node.type is NodeType.LLM:
-        turn = _new_turn(inputs)
-        if system and len(turn) == len(inputs):  # a first call: its system instructions open the transcript
-            yield event(EventKind.MESSAGE, node.started_at, role="system", content=_system_text(system))
+        turn = _new_turn(messages.inputs)
+        # A first call: its system instructions open the transcript.
+        if messages.system and len(turn) == len(messages.inputs):
+            yield event(EventKind.MESSAGE, node.started_at, role="system", content=_system_text(messages.system))
         for message in turn:
             yield from _message_events(event, message, node.started_at)
-        for message in outputs:
+        for message in messages.outputs:
             yield from _message_events(event, message, end)
     elif node.type is NodeType.TOOL:
-        name = (
-            _first(raw, semconv.GEN_AI_TOOL_NAME, semconv.OI_TOOL_NAME)
-            or node.name.removeprefix(semconv.OP_EXECUTE_TOOL).strip()
-        )
-        call_id = _first(raw, semconv.GEN_AI_TOOL_CALL_ID, semconv.OI_TOOL_CALL_ID)
+        name = _first(raw, *TOOL_NAME_KEYS) or node.name.removeprefix(semconv.OP_EXECUTE_TOOL).strip()
+        call_id = _first(raw, *TOOL_CALL_ID_KEYS)
         yield event(EventKind.TOOL_CALL, node.started_at, name=name, tool_call_id=call_id, content=node.input)
         if node.status is Status.COMPLETED:
             yield event(EventKind.TOOL_RESULT, end, name=name, tool_call_id=call_id, content=node.output)

@@ -6,6 +6,9 @@ per interval), normalizes them, inserts spans, events and logs with insert dedup
 derived from the records' positions, refreshes the runs and daily rollups they touch, and only
 then commits the spool past them. A failure leaves the spool as it was; the same records are
 tried again with exponential backoff, for as long as it takes: nothing acknowledged is dropped.
+
+With the embedded store, trace records are normalized inside the engine (:mod:`normalize_sql`);
+only those that need the Python normalizer go through it.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 
+from tracehouse import pricing
 from tracehouse.ingest import otlp
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.normalize import Retention, normalize_logs, normalize_spans
+from tracehouse.ingest.normalize_sql import EngineNormalizer
 from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Record, Spool
 from tracehouse.model import Event, LogRecord, Node
 from tracehouse.store import Store, schema
@@ -37,13 +43,21 @@ class RetentionPolicy:
         self._loaded = -float("inf")
 
     def for_tenant(self, tenant: str) -> Retention:
+        self._reload()
+        return self._tenants.get(tenant, self.default)
+
+    def table(self) -> tuple[Retention, dict[str, Retention]]:
+        """The default retention and every tenant's own."""
+        self._reload()
+        return self.default, dict(self._tenants)
+
+    def _reload(self) -> None:
         if self.store is not None and time.monotonic() - self._loaded > self.refresh:
             rows = self.store.query(
                 f"SELECT Tenant, RetentionDays, PayloadRetentionDays FROM {self.store.table(schema.TENANTS)} FINAL"
             )
             self._tenants = {t: Retention(days, min(payload or days, days)) for t, days, payload in rows}
             self._loaded = time.monotonic()
-        return self._tenants.get(tenant, self.default)
 
 
 Listener = Callable[[Sequence[Node], Sequence[Event]], None]
@@ -55,12 +69,15 @@ def store_payloads(
     retention: Callable[[str], Retention],
     *,
     dedup_token: str | None = None,
+    runs: Mapping[tuple[str, str], datetime] | None = None,
 ) -> tuple[list[Node], list[Event]]:
     """Decode, normalize and store OTLP export requests: ``(kind, tenant, protobuf bytes)``,
     where an empty tenant lets each span name its own (a server without API keys).
 
-    The one path from OTLP bytes to the store: the writer uses it for spooled requests, and the
-    instrumentation's in-process mode for the spans it exports. Returns what was stored.
+    The Python path from OTLP bytes to the store: the writer uses it for spooled requests the
+    engine does not normalize, and the instrumentation's in-process mode for the spans it
+    exports. ``runs`` are more runs to refresh (stored by the engine path in the same batch).
+    Returns what was stored.
     """
     nodes: list[Node] = []
     events: list[Event] = []
@@ -77,7 +94,7 @@ def store_payloads(
                 logs += normalize_logs(request.resource_logs, tenant=tenant, retention_for=retention)
         except Exception:  # a payload that cannot be read now never will be: skip it, loudly
             log.exception("skipping an unreadable OTLP payload of tenant %r", tenant)
-    store.write(nodes, events, logs, dedup_token=dedup_token)
+    store.write(nodes, events, logs, dedup_token=dedup_token, runs=runs)
     return nodes, events
 
 
@@ -96,6 +113,7 @@ class Writer:
         batch_bytes: int = 32 << 20,
         interval: float = 1.0,
         max_backoff: float = 30.0,
+        engine_normalize: bool | None = None,
     ):
         self._connect = store if callable(store) else None
         self.store: Store | None = None if self._connect else store
@@ -106,6 +124,11 @@ class Writer:
         self.interval = interval
         self.max_backoff = max_backoff
         self.listeners: list[Listener] = []
+        # Whether the listeners want the nodes of the spans the engine normalizes (building them
+        # costs Python time: the live stream asks only while it has subscribers).
+        self.listening: Callable[[], bool] = lambda: bool(self.listeners)
+        self.engine_normalize = engine_normalize  # None: where the store is embedded
+        self._engine: EngineNormalizer | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tracehouse-writer", daemon=True)
         self.healthy = self.store is not None  # False while the store refuses writes or is unreachable
@@ -178,18 +201,39 @@ class Writer:
 
     # --- one batch -----------------------------------------------------------------------------
 
+    def _engine_for(self, store: Store) -> EngineNormalizer | None:
+        use = store.address.embedded if self.engine_normalize is None else self.engine_normalize
+        if use and self._engine is None:
+            self._engine = EngineNormalizer(store, pricing.cost_usd, self.spool.directory)
+        return self._engine if use else None
+
     def write(self, records: list[Record]) -> None:
         started = time.monotonic()
         if self.store is None:
             self.store = self._connect()  # raises while the store is unreachable: retried
             self.retention.store = self.store
             log.info("connected to the store %s", self.store.address.describe())
-        nodes, events = store_payloads(
-            self.store,
-            ((r.kind, r.tenant, r.payload) for r in records),
-            self.retention.for_tenant,
-            dedup_token=f"spool:{records[0].position}-{records[-1].end}",
-        )
+        token = f"spool:{records[0].position}-{records[-1].end}"
+        payloads = [(r.kind, r.tenant, r.payload) for r in records]
+        engine = self._engine_for(self.store)
+        runs: dict[tuple[str, str], datetime] = {}
+        live: list[Node] = []
+        if engine is not None:
+            traces = [i for i, (kind, _, _) in enumerate(payloads) if kind == KIND_TRACES]
+            if traces:
+                default, tenants = self.retention.table()
+                result = engine.store_traces(
+                    [payloads[i][1:] for i in traces],
+                    default,
+                    tenants,
+                    dedup_token=token,
+                    live=self.listening(),
+                )
+                runs, live = result.runs, result.live
+                left = {traces[i] for i in result.python_records}
+                payloads = [p for i, p in enumerate(payloads) if p[0] != KIND_TRACES or i in left]
+        nodes, events = store_payloads(self.store, payloads, self.retention.for_tenant, dedup_token=token, runs=runs)
+        nodes = live + nodes
         self.spool.commit(records[-1].end, len(records))
         now_ns = time.time_ns()
         self.metrics.batch_rows.observe(len(nodes))

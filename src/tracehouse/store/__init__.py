@@ -121,12 +121,16 @@ class Store:
         logs: Sequence[LogRecord] = (),
         *,
         dedup_token: str | None = None,
+        runs: Mapping[tuple[str, str], datetime] | None = None,
     ) -> None:
-        """Insert a batch and bring the run rows and daily rollups it touches up to date."""
+        """Insert a batch and bring the run rows and daily rollups it touches up to date (and
+        those of ``runs``: more runs touched, each with its earliest start just written)."""
         token = (lambda kind: f"{dedup_token}:{kind}") if dedup_token else (lambda kind: None)
         self.insert_spans(nodes, dedup_token=token("spans"))
         self.insert_events(events, dedup_token=token("events"))
         self.insert_logs(logs, dedup_token=token("logs"))
         seen = runs_seen(nodes)
+        for key, started in (runs or {}).items():
+            seen[key] = min(started, seen.get(key, started))
         if seen:
             self.refresh_agent_daily(self.refresh_runs(seen))

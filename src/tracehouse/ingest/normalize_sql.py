@@ -1,0 +1,667 @@
+"""OTLP trace payloads normalized inside the ClickHouse engine: the writer's fast path.
+
+The Python normalizer (:mod:`tracehouse.ingest.normalize`) reads every convention; it costs
+about 150 microseconds of Python per span. This module does the same work as SQL, in C++, with
+the Python interpreter free for the receiver meanwhile:
+
+1. The batch's spooled export requests go to a file, each framed by its length and followed by
+   two fields of its own (the record's tenant and index), so the engine's ``Protobuf`` input
+   format reads each as one ``Batch`` message (:data:`SCHEMA`, wire-compatible with the
+   ``ExportTraceServiceRequest`` of opentelemetry-proto).
+2. One statement parses the file once into a temporary table of spans with their attribute
+   maps (values encoded as the Python normalizer encodes them) and a flag for what only the
+   Python normalizer reads (flattened messages, per-message events of GenAI before 1.37,
+   Langfuse's usage and cost JSON, map or nested array values, floats Python writes in
+   exponent form, duplicate keys). A record with a flagged span is normalized in Python, whole.
+3. A second statement computes the canonical columns into another temporary table; span rows,
+   replay events and the touched runs are read from it.
+
+Every rule reads the same key tables as the Python normalizer (``normalize.MODEL_KEYS``,
+``_TOKEN_KEYS``, ``_OPERATION_TYPES``...), so a rule has one home; the parity test feeds every
+convention fixture of the normalizer's tests through both paths and compares the rows.
+Token costs come from the same pricer: it is asked for each model's price per token.
+
+The engine needs its input as a file (the embedded engine reads it with ``file()``): this path
+runs where the store is embedded. Against a ClickHouse server the writer normalizes in Python.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tracehouse import semconv
+from tracehouse.ingest import normalize as py
+from tracehouse.model import DEFAULT_TENANT, MAX_TTL_DAYS, PREVIEW_CHARS, EventKind, Node, NodeType, Status, Usage
+from tracehouse.store import rows, schema
+
+SCHEMA = """
+syntax = "proto3";
+message Scalar {
+  optional string s = 1; optional bool b = 2; optional int64 i = 3; optional double d = 4;
+  optional bytes arr = 5; optional bytes kv = 6; optional bytes by = 7;
+}
+message ArrayValue { repeated Scalar values = 1; }
+message AnyValue {
+  optional string s = 1; optional bool b = 2; optional int64 i = 3; optional double d = 4;
+  ArrayValue arr = 5; optional bytes kv = 6; optional bytes by = 7;
+}
+message KeyValue { string key = 1; AnyValue value = 2; }
+message Resource { repeated KeyValue attributes = 1; }
+message Scope { string name = 1; string version = 2; }
+message Event { fixed64 time_unix_nano = 1; string name = 2; repeated KeyValue attributes = 3; }
+message Link { bytes trace_id = 1; bytes span_id = 2; string trace_state = 3; repeated KeyValue attributes = 4; }
+message Status { string message = 2; int32 code = 3; }
+message Span {
+  bytes trace_id = 1; bytes span_id = 2; string trace_state = 3; bytes parent_span_id = 4;
+  string name = 5; int32 kind = 6; fixed64 start_time_unix_nano = 7; fixed64 end_time_unix_nano = 8;
+  repeated KeyValue attributes = 9; repeated Event events = 11; repeated Link links = 13; Status status = 15;
+}
+message ScopeSpans { Scope scope = 1; repeated Span spans = 2; }
+message ResourceSpans { Resource resource = 1; repeated ScopeSpans scope_spans = 2; }
+message Batch { repeated ResourceSpans resource_spans = 1; string tenant = 100; uint64 record = 101; }
+"""
+_TENANT_FIELD = 100
+_RECORD_FIELD = 101
+
+_SCALAR = "Tuple(s Nullable(String), b Nullable(Bool), i Nullable(Int64), d Nullable(Float64), arr Nullable(String), kv Nullable(String), by Nullable(String))"  # noqa: E501
+_ANY = f"Tuple(s Nullable(String), b Nullable(Bool), i Nullable(Int64), d Nullable(Float64), arr Tuple(values Array({_SCALAR})), kv Nullable(String), by Nullable(String))"  # noqa: E501
+_KVS = f"Array(Tuple(key String, value {_ANY}))"
+_STRUCTURE = (
+    f"resource_spans Array(Tuple(resource Tuple(attributes {_KVS}), scope_spans Array(Tuple("
+    "scope Tuple(name String, version String), spans Array(Tuple("
+    "trace_id String, span_id String, trace_state String, parent_span_id String, name String, kind Int32, "
+    f"start_time_unix_nano UInt64, end_time_unix_nano UInt64, attributes {_KVS}, "
+    f"events Array(Tuple(time_unix_nano UInt64, name String, attributes {_KVS})), "
+    f"links Array(Tuple(trace_id String, span_id String, trace_state String, attributes {_KVS})), "
+    "status Tuple(message String, code Int32))))))), tenant String, record UInt64"
+)
+
+_BATCH_PREFIX = "tracehouse-batch-"
+STAGE = "tracehouse_ingest_stage"  # session-scoped temporary tables
+NORMALIZED = "tracehouse_ingest_normalized"
+
+
+# --- SQL text helpers ---------------------------------------------------------------------------
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(_q(v) for v in values) + "]"
+
+
+def _get(map_expr: str, key: str) -> str:
+    return f"{map_expr}[{_q(key)}]"
+
+
+def _first(map_expr: str, keys: Sequence[str]) -> str:
+    """The first non-empty value among ``keys`` (``normalize._first``)."""
+    return "coalesce(" + ", ".join(f"nullIf({_get(map_expr, k)}, '')" for k in keys) + ", '')"
+
+
+def _both(key: str) -> str:
+    """A key of the span's attributes, else of its resource's (``both`` in the normalizer)."""
+    return f"if(mapContains(attrs, {_q(key)}), attrs[{_q(key)}], res[{_q(key)}])"
+
+
+def _first_both(keys: Sequence[str]) -> str:
+    return "coalesce(" + ", ".join(f"nullIf({_both(k)}, '')" for k in keys) + ", '')"
+
+
+def _transform(expr: str, table: Mapping[str, Any], default: str) -> str:
+    keys = list(table)
+    if not keys:
+        return default
+    return f"transform({expr}, {_list(keys)}, {_list(str(table[k]) for k in keys)}, {default})"
+
+
+def _days(expr: str, table: Mapping[str, int], default: int) -> str:
+    """A tenant's retention in days, from a small table."""
+    keys = list(table)
+    if not keys:
+        return str(default)
+    return f"transform({expr}, {_list(keys)}, [{', '.join(str(table[k]) for k in keys)}]::Array(Int64), {default})"
+
+
+def _by_number(expr: str, table: Mapping[int, str], default: str) -> str:
+    keys = sorted(table)
+    return f"transform(toInt64({expr}), [{', '.join(map(str, keys))}], {_list(table[k] for k in keys)}, {_q(default)})"
+
+
+def _strip(expr: str) -> str:
+    return f"trim(BOTH ' \\t\\n\\r\\f\\v' FROM {expr})"
+
+
+def _removeprefix(expr: str, prefix: str) -> str:
+    return f"if(startsWith({expr}, {_q(prefix)}), substring({expr}, {len(prefix) + 1}), {expr})"
+
+
+# Python's repr of a float, where it does not use an exponent; the rest are flagged.
+def _float_ok(d: str) -> str:
+    return f"(isFinite({d}) AND abs({d}) < 1e16 AND ({d} = trunc({d}) OR abs({d}) >= 1e-4))"
+
+
+def _float_text(d: str) -> str:
+    return f"if({d} = trunc({d}), concat(toString(toInt64({d})), '.0'), toString({d}))"
+
+
+def _scalar_json(v: str) -> str:
+    """An array element as json.dumps writes it."""
+    return (
+        f"multiIf({v}.s IS NOT NULL, toJSONString(assumeNotNull({v}.s)), "
+        f"{v}.b IS NOT NULL, if(assumeNotNull({v}.b), 'true', 'false'), "
+        f"{v}.i IS NOT NULL, toString(assumeNotNull({v}.i)), "
+        f"{v}.d IS NOT NULL, {_float_text(f'assumeNotNull({v}.d)')}, "
+        f"{v}.by IS NOT NULL, concat('\"', lower(hex(assumeNotNull({v}.by))), '\"'), 'null')"
+    )
+
+
+def _value(v: str) -> str:
+    """An attribute value as ``normalize.attribute_string`` writes it."""
+    return (
+        f"multiIf({v}.s IS NOT NULL, assumeNotNull({v}.s), "
+        f"{v}.b IS NOT NULL, if(assumeNotNull({v}.b), 'true', 'false'), "
+        f"{v}.i IS NOT NULL, toString(assumeNotNull({v}.i)), "
+        f"{v}.d IS NOT NULL, {_float_text(f'assumeNotNull({v}.d)')}, "
+        f"{v}.by IS NOT NULL, lower(hex(assumeNotNull({v}.by))), "
+        f"{v}.kv IS NOT NULL, '', "
+        f"concat('[', arrayStringConcat(arrayMap(x -> {_scalar_json('x')}, {v}.arr.values), ','), ']'))"
+    )
+
+
+def _odd_value(v: str) -> str:
+    """A value only the Python normalizer encodes right."""
+    return (
+        f"({v}.kv IS NOT NULL OR ({v}.d IS NOT NULL AND NOT {_float_ok(f'assumeNotNull({v}.d)')}) OR "
+        f"arrayExists(x -> x.arr IS NOT NULL OR x.kv IS NOT NULL OR "
+        f"(x.d IS NOT NULL AND NOT {_float_ok('assumeNotNull(x.d)')}), {v}.arr.values))"
+    )
+
+
+def _map(kvs: str) -> str:
+    return f"mapFromArrays(arrayMap(a -> a.key, {kvs}), arrayMap(a -> {_value('a.value')}, {kvs}))"
+
+
+def _odd_attributes(kvs: str) -> str:
+    return f"(arrayExists(a -> {_odd_value('a.value')}, {kvs}) OR length(arrayDistinct(arrayMap(a -> a.key, {kvs}))) != length({kvs}))"  # noqa: E501
+
+
+# --- JSON messages (the GenAI shape) --------------------------------------------------------------
+
+
+def _json_list(expr: str) -> str:
+    """``normalize._json`` found a list."""
+    return f"(startsWith({expr}, '[') AND isValidJSON({expr}) AND JSONType({expr}) = 'Array')"
+
+
+def _content(part: str, key: str) -> str:
+    """``attribute_string(part.get(key, ""))``; JSON values keep the text they came with."""
+    return (
+        f"multiIf(JSONType({part}, {_q(key)}) = 'String', JSONExtractString({part}, {_q(key)}), "
+        f"JSONType({part}, {_q(key)}) = 'Null', '', JSONExtractRaw({part}, {_q(key)}))"
+    )
+
+
+def _part_type(part: str) -> str:
+    return f"JSONExtractString({part}, 'type')"
+
+
+def _texts(message: str) -> str:
+    return f"arrayMap(p -> {_content('p', 'content')}, arrayFilter(p -> {_part_type('p')} = 'text', JSONExtractArrayRaw({message}, 'parts')))"  # noqa: E501
+
+
+def _messages_text(expr: str) -> str:
+    """``normalize._messages_text``."""
+    texts = f"arrayFlatten(arrayMap(m -> {_texts('m')}, JSONExtractArrayRaw({expr})))"
+    return f"if({_json_list(expr)} AND notEmpty({texts}), arrayStringConcat({texts}, '\\n'), {expr})"
+
+
+def _system_text(expr: str) -> str:
+    """``normalize._system_text``."""
+    parts = f"arrayFilter(p -> JSONType(p) = 'Object', JSONExtractArrayRaw({expr}))"
+    return (
+        f"if({_json_list(expr)}, arrayStringConcat(arrayMap(p -> {_content('p', 'content')}, {parts}), '\\n'), {expr})"  # noqa: E501
+    )
+
+
+def _preview(expr: str) -> str:
+    """``model.preview``."""
+    flat = f"arrayStringConcat(splitByWhitespace({expr}), ' ')"
+    return (
+        f"if(lengthUTF8({flat}) <= {PREVIEW_CHARS}, {flat}, concat(substringUTF8({flat}, 1, {PREVIEW_CHARS - 1}), '…'))"
+    )
+
+
+_EMPTY_MAP = "CAST(map(), 'Map(String, String)')"
+_NONE = "''"
+
+
+def _event(kind: str, when: str, role: str = "''", name: str = "''", content: str = "''", call: str = "''",
+           attrs: str = _EMPTY_MAP) -> str:  # fmt: skip
+    return f"tuple({kind}, {when}, {role}, {name}, {content}, {call}, {attrs})"
+
+
+def _message_events(message: str, when: str) -> str:
+    """``normalize._message_events`` of one message: its reasoning, tool calls and results, then
+    its text."""
+    role = f"JSONExtractString({message}, 'role')"
+    typ = _part_type("p")
+    part_event = _event(
+        f"multiIf({typ} = 'reasoning', {_q(EventKind.REASONING)}, {typ} = 'tool_call', {_q(EventKind.TOOL_CALL)}, "
+        f"{_q(EventKind.TOOL_RESULT)})",
+        when,
+        role,
+        f"if({typ} = 'tool_call', JSONExtractString(p, 'name'), '')",
+        f"multiIf({typ} = 'reasoning', {_content('p', 'content')}, {typ} = 'tool_call', {_content('p', 'arguments')}, "
+        f"{_content('p', 'response')})",
+        f"if({typ} = 'reasoning', '', JSONExtractString(p, 'id'))",
+    )
+    parts = f"arrayFilter(p -> {typ} IN ('reasoning', 'tool_call', 'tool_call_response'), JSONExtractArrayRaw({message}, 'parts'))"  # noqa: E501
+    finish = f"JSONExtractString({message}, 'finish_reason')"
+    text_event = _event(
+        _q(EventKind.MESSAGE),
+        when,
+        role,
+        content=f"arrayStringConcat({_texts(message)}, '\\n')",
+        attrs=f"if({finish} != '', map('finish_reason', {finish}), {_EMPTY_MAP})",
+    )
+    return f"arrayConcat(arrayMap(p -> {part_event}, {parts}), if(notEmpty({_texts(message)}), [{text_event}], []))"
+
+
+# --- the statements ------------------------------------------------------------------------------
+
+_FLATTENED_PREFIXES = (
+    semconv.OI_LLM_INPUT_MESSAGES + ".",
+    semconv.OI_LLM_OUTPUT_MESSAGES + ".",
+    semconv.GEN_AI_PROMPT + ".",
+    semconv.GEN_AI_COMPLETION + ".",
+)
+_PYTHON_ONLY_KEYS = (semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS, semconv.LANGFUSE_OBSERVATION_COST_DETAILS)
+_LEGACY_MESSAGE_EVENTS = (
+    semconv.EVENT_GEN_AI_SYSTEM_MESSAGE,
+    semconv.EVENT_GEN_AI_USER_MESSAGE,
+    semconv.EVENT_GEN_AI_ASSISTANT_MESSAGE,
+    semconv.EVENT_GEN_AI_TOOL_MESSAGE,
+    semconv.EVENT_GEN_AI_CHOICE,
+)
+
+
+def _stage_sql(path: str) -> str:
+    keys = "arrayMap(a -> a.key, s.attributes)"
+    prefixes = " OR ".join(f"startsWith(k, {_q(p)})" for p in _FLATTENED_PREFIXES)
+    python_only = (
+        f"{_odd_attributes('s.attributes')} OR {_odd_attributes('rs.resource.attributes')} OR "
+        f"arrayExists(k -> {prefixes} OR has({_list(_PYTHON_ONLY_KEYS)}, k), {keys}) OR "
+        f"arrayExists(e -> has({_list(_LEGACY_MESSAGE_EVENTS)}, e.name) OR {_odd_attributes('e.attributes')}, s.events) OR "  # noqa: E501
+        f"arrayExists(l -> {_odd_attributes('l.attributes')}, s.links)"
+    )
+    return f"""
+CREATE TEMPORARY TABLE {STAGE} ENGINE = Memory AS
+SELECT
+    toUInt32(record) AS record, tenant AS transport_tenant,
+    {_map("rs.resource.attributes")} AS res, ss.scope.name AS scope_name, ss.scope.version AS scope_version,
+    s.trace_id AS trace_id, s.span_id AS span_id, s.parent_span_id AS parent_span_id, s.trace_state AS trace_state,
+    s.name AS name, s.kind AS kind, s.start_time_unix_nano AS start_ns, s.end_time_unix_nano AS end_ns,
+    {_map("s.attributes")} AS attrs,
+    arrayMap(e -> e.time_unix_nano, s.events) AS event_ns, arrayMap(e -> e.name, s.events) AS event_names,
+    arrayMap(e -> {_map("e.attributes")}, s.events) AS event_attrs,
+    arrayMap(l -> lower(hex(l.trace_id)), s.links) AS link_trace_ids, arrayMap(l -> lower(hex(l.span_id)), s.links) AS link_span_ids,
+    arrayMap(l -> l.trace_state, s.links) AS link_states, arrayMap(l -> {_map("l.attributes")}, s.links) AS link_attrs,
+    s.status.code AS status_code, s.status.message AS status_message,
+    ({python_only}) AS python_only
+FROM file({_q(path)}, 'Protobuf', {_q(_STRUCTURE)})
+ARRAY JOIN resource_spans AS rs
+ARRAY JOIN rs.scope_spans AS ss
+ARRAY JOIN ss.spans AS s
+SETTINGS format_schema_source = 'string', format_schema_message_name = 'Batch', format_schema = {_q(SCHEMA)},
+    input_format_parallel_parsing = 0, output_format_json_escape_forward_slashes = 0
+"""  # noqa: E501
+
+
+def _node_type() -> str:
+    """``normalize.node_type``."""
+    names = {name: t.value for name, t in _node_type_names().items()}
+    operation = _get("attrs", semconv.GEN_AI_OPERATION_NAME)
+    oi_kind = f"upper({_get('attrs', semconv.OPENINFERENCE_SPAN_KIND)})"
+    request_type = _get("attrs", semconv.LLM_REQUEST_TYPE)
+    traceloop = _get("attrs", semconv.TRACELOOP_SPAN_KIND)
+    langfuse = _get("attrs", semconv.LANGFUSE_OBSERVATION_TYPE)
+    declared = _get("attrs", semconv.TRACEHOUSE_NODE_TYPE)
+    values = lambda table: {k: v.value for k, v in table.items()}  # noqa: E731
+    return (
+        f"multiIf({declared} != '', {_transform(f'lower({_strip(declared)})', names, _q(NodeType.OTHER))}, "
+        f"{operation} IN {_list(py._OPERATION_TYPES)}, {_transform(operation, values(py._OPERATION_TYPES), _NONE)}, "
+        f"{oi_kind} IN {_list(py._OI_TYPES)}, {_transform(oi_kind, values(py._OI_TYPES), _NONE)}, "
+        f"{request_type} != '', if({request_type} = 'embedding', {_q(NodeType.EMBEDDING)}, {_q(NodeType.LLM)}), "
+        f"{traceloop} IN {_list(py._TRACELOOP_TYPES)}, {_transform(traceloop, values(py._TRACELOOP_TYPES), _NONE)}, "
+        f"{langfuse} != '', {_transform(f'lower({_strip(langfuse)})', names, _q(NodeType.OTHER))}, "
+        f"{operation} != '' OR {_get('attrs', semconv.GEN_AI_REQUEST_MODEL)} != '' OR "
+        f"{_get('attrs', semconv.GEN_AI_SYSTEM)} != '', {_q(NodeType.LLM)}, {_q(NodeType.OTHER)})"
+    )
+
+
+def _node_type_names() -> dict[str, NodeType]:
+    from tracehouse.model import _NODE_TYPE_NAMES
+
+    return dict(_NODE_TYPE_NAMES)
+
+
+def _tokens(keys: Sequence[str]) -> str:
+    """``normalize._int`` over ``keys``."""
+    parsed = ", ".join(f"ifNull(toFloat64OrNull({_get('attrs', k)}), nan)" for k in keys)
+    return f"toUInt64(greatest(0, trunc(arrayFirst(x -> isFinite(x), [{parsed}]))))"
+
+
+def _ttl(raw: str, default: str) -> str:
+    """``normalize._ttl``."""
+    days = f"toFloat64OrNull({raw})"
+    return f"if({days} IS NULL OR NOT isFinite(assumeNotNull({days})), {default}, least(greatest(toInt64(trunc(assumeNotNull({days}))), 1), {MAX_TTL_DAYS}))"  # noqa: E501
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Per-token prices of the models of a batch: input, output, a cached input token, a cache
+    write token (its extra over an input token), as the pricer computes them."""
+
+    models: dict[str, tuple[float, float, float, float]]
+
+    @classmethod
+    def ask(cls, models: Iterable[str], price: py.Pricer) -> Prices:
+        found = {}
+        for model in models:
+            if model and price(model, 1, 0, 0, 0) is not None:
+                found[model] = (
+                    price(model, 1, 0, 0, 0) or 0.0,
+                    price(model, 0, 1, 0, 0) or 0.0,
+                    price(model, 1, 0, 1, 0) or 0.0,
+                    price(model, 0, 0, 0, 1) or 0.0,
+                )
+        return cls(found)
+
+    def cost(self, model: str, index: int) -> str:
+        table = {m: repr(p[index]) for m, p in self.models.items()}
+        keys = list(table)
+        if not keys:
+            return "0."
+        return f"transform({model}, {_list(keys)}, [{', '.join(table[k] for k in keys)}]::Array(Float64), 0.)"
+
+
+def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention], prices: Prices, where: str) -> str:
+    nt = _node_type()
+    operation = _get("attrs", semconv.GEN_AI_OPERATION_NAME)
+    explicit_run = _both(semconv.TRACEHOUSE_RUN_ID)
+    ttl_table = {t: r.ttl_days for t, r in tenants.items()}
+    payload_ttl_table = {t: r.payload_ttl_days for t, r in tenants.items()}
+    stated_cost = f"toFloat64OrNull({_first('attrs', py.COST_KEYS)})"
+    cached = "least(cache_read_tokens, input_tokens)"
+    priced = (
+        f"(input_tokens - {cached}) * {prices.cost('Model', 0)} + output_tokens * {prices.cost('Model', 1)} + "
+        f"{cached} * {prices.cost('Model', 2)} + cache_creation_tokens * {prices.cost('Model', 3)}"
+    )
+    exception = f"if(indexOf(event_names, {_q(semconv.EXCEPTION_EVENT)}) > 0, event_attrs[indexOf(event_names, {_q(semconv.EXCEPTION_EVENT)})], {_EMPTY_MAP})"  # noqa: E501
+    agent_name = _first("attrs", py.AGENT_KEYS)
+    span_name_agent = _strip(_removeprefix("name", semconv.OP_INVOKE_AGENT))
+    input_messages = _get("attrs", semconv.GEN_AI_INPUT_MESSAGES)
+    output_messages = _get("attrs", semconv.GEN_AI_OUTPUT_MESSAGES)
+    has_inputs = f"({_json_list(input_messages)} AND JSONLength({input_messages}) > 0)"
+    has_outputs = f"({_json_list(output_messages)} AND JSONLength({output_messages}) > 0)"
+    payload = f"(has({_list(sorted(semconv.PAYLOAD_ATTRIBUTES))}, k) OR {' OR '.join(f'startsWith(k, {_q(p)})' for p in semconv.PAYLOAD_PREFIXES)})"  # noqa: E501
+    return f"""
+CREATE TEMPORARY TABLE {NORMALIZED} ENGINE = Memory AS
+SELECT
+    record,
+    fromUnixTimestamp64Nano(toInt64(intDiv(start_ns, 1000) * 1000)) AS Timestamp,
+    lower(hex(trace_id)) AS TraceId, lower(hex(span_id)) AS SpanId, lower(hex(parent_span_id)) AS ParentSpanId,
+    trace_state AS TraceState, name AS SpanName, {_by_number("kind", py._KINDS, "Unspecified")} AS SpanKind,
+    res[{_q(semconv.SERVICE_NAME)}] AS ServiceName, res AS ResourceAttributes, scope_name AS ScopeName,
+    scope_version AS ScopeVersion, mapFilter((k, v) -> NOT {payload}, attrs) AS SpanAttributes,
+    if(end_ns > start_ns, end_ns - start_ns, 0) AS Duration,
+    {_by_number("status_code", py._STATUS, "Unset")} AS StatusCode,
+    {exception} AS exception,
+    if(status_message != '', status_message, exception[{_q(semconv.EXCEPTION_MESSAGE)}]) AS StatusMessage,
+    arrayMap(t -> fromUnixTimestamp64Nano(toInt64(intDiv(t, 1000) * 1000)), event_ns) AS EventTimestamps,
+    event_names AS EventNames, event_attrs AS EventAttributes,
+    link_trace_ids AS LinkTraceIds, link_span_ids AS LinkSpanIds, link_states AS LinkStates, link_attrs AS LinkAttributes,
+    coalesce(nullIf(transport_tenant, ''), nullIf({_both(semconv.TRACEHOUSE_TENANT)}, ''), {_q(DEFAULT_TENANT)}) AS Tenant,
+    {nt} AS NodeType,
+    {explicit_run} != '' AS explicit,
+    if(explicit, {explicit_run}, TraceId) AS RunId,
+    if(explicit, {operation} = {_q(semconv.OP_INVOKE_AGENT)} AND NOT mapContains(attrs, {_q(semconv.TRACEHOUSE_NODE_TYPE)}), parent_span_id = '') AS RunRoot,
+    if(RunRoot, {_both(semconv.TRACEHOUSE_PARENT_RUN_ID)}, '') AS ParentRunId,
+    multiIf({_get("attrs", semconv.TRACEHOUSE_STATUS)} = {_q(Status.CANCELLED)}, {_q(Status.CANCELLED)},
+            status_code = 2 OR {_get("attrs", semconv.LANGFUSE_OBSERVATION_LEVEL)} = 'ERROR', {_q(Status.FAILED)}, {_q(Status.COMPLETED)}) AS Status,
+    if({operation} != '', {operation}, {_transform("NodeType", {t.value: op for t, op in py._TYPE_OPERATIONS.items()}, _NONE)}) AS OperationName,
+    multiIf({agent_name} != '', {agent_name},
+            NodeType = {_q(NodeType.AGENT)} AND {_first("attrs", py.AGENT_NODE_KEYS)} != '', {_first("attrs", py.AGENT_NODE_KEYS)},
+            NodeType = {_q(NodeType.AGENT)} AND {span_name_agent} != '', {span_name_agent},
+            RunRoot AND {_first_both(py.RUN_NAME_KEYS)} != '', {_first_both(py.RUN_NAME_KEYS)},
+            RunRoot, {span_name_agent}, '') AS AgentName,
+    {_first_both(py.CONVERSATION_KEYS)} AS ConversationId,
+    {_first_both(py.USER_KEYS)} AS UserId,
+    {_first("attrs", py.MODEL_KEYS)} AS Model,
+    {_first("attrs", py.PROVIDER_KEYS)} AS Provider,
+    {_tokens(py._TOKEN_KEYS["input_tokens"])} AS input_tokens,
+    {_tokens(py._TOKEN_KEYS["output_tokens"])} AS output_tokens,
+    {_tokens(py._TOKEN_KEYS["cache_read_tokens"])} AS cache_read_tokens,
+    {_tokens(py._TOKEN_KEYS["cache_creation_tokens"])} AS cache_creation_tokens,
+    {_tokens(py._TOKEN_KEYS["reasoning_tokens"])} AS reasoning_tokens,
+    input_tokens AS InputTokens, output_tokens AS OutputTokens, cache_read_tokens AS CacheReadTokens,
+    cache_creation_tokens AS CacheCreationTokens, reasoning_tokens AS ReasoningTokens,
+    multiIf({stated_cost} IS NOT NULL, greatest(0., assumeNotNull({stated_cost})),
+            NodeType = {_q(NodeType.LLM)} AND Model != '', {priced}, 0.) AS CostUsd,
+    coalesce(nullIf({_get("attrs", semconv.ERROR_TYPE)}, ''), nullIf(exception[{_q(semconv.EXCEPTION_TYPE)}], ''),
+             if(Status = {_q(Status.FAILED)}, 'Error', '')) AS ErrorType,
+    NodeType = {_q(NodeType.LLM)} AND ({has_inputs} OR {has_outputs}) AS llm_messages,
+    if(llm_messages AND {has_inputs}, {input_messages}, '') AS InputMessages,
+    if(llm_messages AND {has_outputs}, {output_messages}, '') AS OutputMessages,
+    if(NodeType = {_q(NodeType.LLM)}, {_get("attrs", semconv.GEN_AI_SYSTEM_INSTRUCTIONS)}, '') AS SystemInstructions,
+    multiIf(llm_messages, InputMessages, RunRoot AND {_first("attrs", py.ROOT_INPUT_KEYS)} != '', {_first("attrs", py.ROOT_INPUT_KEYS)},
+            NOT RunRoot AND {_first("attrs", py.INPUT_KEYS)} != '', {_first("attrs", py.INPUT_KEYS)}, {_messages_text(input_messages)}) AS Input,
+    multiIf(llm_messages, OutputMessages, RunRoot AND {_first("attrs", py.ROOT_OUTPUT_KEYS)} != '', {_first("attrs", py.ROOT_OUTPUT_KEYS)},
+            NOT RunRoot AND {_first("attrs", py.OUTPUT_KEYS)} != '', {_first("attrs", py.OUTPUT_KEYS)}, {_messages_text(output_messages)}) AS Output,
+    {_preview("Input")} AS InputPreview, {_preview("Output")} AS OutputPreview,
+    mapFilter((k, v) -> {payload}, attrs) AS PayloadAttributes,
+    toUInt16({_ttl(_both(semconv.TRACEHOUSE_TTL_DAYS), _days("Tenant", ttl_table, retention.ttl_days))}) AS TtlDays,
+    toUInt16(least(TtlDays, {_days("Tenant", payload_ttl_table, retention.payload_ttl_days)})) AS PayloadTtlDays,
+    coalesce(nullIf({_first("attrs", py.TOOL_NAME_KEYS)}, ''), {_strip(_removeprefix("name", semconv.OP_EXECUTE_TOOL))}) AS ToolName,
+    {_first("attrs", py.TOOL_CALL_ID_KEYS)} AS ToolCallId,
+    fromUnixTimestamp64Nano(toInt64(intDiv(start_ns, 1000) * 1000) + toInt64(roundBankers(Duration / 1000)) * 1000) AS EndedAt
+FROM {STAGE}
+WHERE {where}
+"""  # noqa: E501
+
+
+def _events_sql() -> str:
+    """``normalize._replay_events`` for every normalized span."""
+    inputs = "if(InputMessages != '', JSONExtractArrayRaw(InputMessages), [])"
+    outputs = "if(OutputMessages != '', JSONExtractArrayRaw(OutputMessages), [])"
+    last_assistant = f"arrayLastIndex(m -> JSONExtractString(m, 'role') = 'assistant', {inputs})"
+    system = _event(_q(EventKind.MESSAGE), "Timestamp", "'system'", content=_system_text("SystemInstructions"))
+    llm = (
+        f"arrayConcat(if(SystemInstructions != '' AND {last_assistant} = 0, [{system}], []), "
+        f"arrayFlatten(arrayMap(m -> {_message_events('m', 'Timestamp')}, "
+        f"arraySlice({inputs}, {last_assistant} + 1))), "
+        f"arrayFlatten(arrayMap(m -> {_message_events('m', 'EndedAt')}, {outputs})))"
+    )
+    tool = (
+        f"arrayConcat([{_event(_q(EventKind.TOOL_CALL), 'Timestamp', name='ToolName', content='Input', call='ToolCallId')}], "  # noqa: E501
+        f"if(Status = {_q(Status.COMPLETED)}, [{_event(_q(EventKind.TOOL_RESULT), 'EndedAt', name='ToolName', content='Output', call='ToolCallId')}], []))"  # noqa: E501
+    )
+    data = _q(semconv.TRACEHOUSE_EVENT_DATA)
+    from_span_events = (
+        "arrayFilter(e -> e.1 != '', arrayMap((n, t, a) -> multiIf("
+        f"n = {_q(semconv.EVENT_TRACEHOUSE_CHECKPOINT)}, {_event(_q(EventKind.CHECKPOINT), 't', name=_get('a', semconv.TRACEHOUSE_CHECKPOINT_ID), content=_get('a', semconv.TRACEHOUSE_CHECKPOINT_STATE))}, "  # noqa: E501
+        f"n = {_q(semconv.EVENT_TRACEHOUSE_APPROVAL)}, {_event(_q(EventKind.APPROVAL), 't', name='n', content=f'a[{data}]')}, "  # noqa: E501
+        f"mapContains(a, {data}), {_event(_q(EventKind.CUSTOM), 't', name='n', content=f'a[{data}]')}, "
+        f"{_event(_NONE, 't')}), EventNames, EventTimestamps, EventAttributes))"
+    )
+    events = (
+        f"arrayConcat(multiIf(NodeType = {_q(NodeType.LLM)}, {llm}, NodeType = {_q(NodeType.TOOL)}, {tool}, []), "
+        f"{from_span_events})"
+    )
+    return f"""
+INSERT INTO $events ({", ".join(rows.EVENT_COLUMNS)})
+SELECT Tenant, RunId, ConversationId, TraceId, SpanId, toUInt32(n - 1), e.2, e.1, e.3, e.4, e.5, e.6, e.7, TtlDays, PayloadTtlDays
+FROM (SELECT *, {events} AS all_events FROM {NORMALIZED})
+ARRAY JOIN all_events AS e, arrayEnumerate(all_events) AS n
+"""  # noqa: E501
+
+
+_SPAN_SELECT = {
+    "Events.Timestamp": "EventTimestamps",
+    "Events.Name": "EventNames",
+    "Events.Attributes": "EventAttributes",
+    "Links.TraceId": "LinkTraceIds",
+    "Links.SpanId": "LinkSpanIds",
+    "Links.TraceState": "LinkStates",
+    "Links.Attributes": "LinkAttributes",
+}
+
+
+def _spans_sql() -> str:
+    columns = ", ".join(f"`{c}`" for c in rows.SPAN_COLUMNS)
+    select = ", ".join(_SPAN_SELECT.get(c, c) for c in rows.SPAN_COLUMNS)
+    return f"INSERT INTO $spans ({columns}) SELECT {select} FROM {NORMALIZED}"
+
+
+# --- the batch -------------------------------------------------------------------------------------
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def frame(payload: bytes, tenant: str, record: int) -> bytes:
+    """One export request as a length-delimited ``Batch`` message: protobuf merges concatenated
+    messages, so the record's own fields are appended to the request as it was spooled."""
+    tenant_bytes = tenant.encode()
+    message = (
+        payload
+        + _varint(_TENANT_FIELD << 3 | 2)
+        + _varint(len(tenant_bytes))
+        + tenant_bytes
+        + _varint(_RECORD_FIELD << 3)
+        + _varint(record)
+    )
+    return _varint(len(message)) + message
+
+
+@dataclass
+class Result:
+    """What the engine stored, and what it left to the Python normalizer."""
+
+    spans: int
+    python_records: set[int]  # indexes of the payloads to normalize in Python
+    runs: dict[tuple[str, str], datetime]  # the runs touched, each with its earliest start
+    live: list[Node]  # light nodes for batch listeners, when asked for
+
+
+class EngineNormalizer:
+    """Runs the statements above for one store (an embedded one: the batch goes through a file)."""
+
+    def __init__(self, store: Any, price: py.Pricer, directory: str | None = None):
+        self.store = store
+        self.price = price
+        self.directory = directory or tempfile.gettempdir()
+        for stale in glob.glob(os.path.join(self.directory, _BATCH_PREFIX + "*")):  # left by a crash
+            os.unlink(stale)
+        self._events = _events_sql().replace("$events", store.table(schema.EVENTS))
+        self._spans = _spans_sql().replace("$spans", store.table(schema.SPANS))
+
+    def _command(self, sql: str, settings: dict[str, Any] | None = None) -> None:
+        self.store.client.command(sql, settings=settings)
+
+    def store_traces(
+        self,
+        payloads: Sequence[tuple[str, bytes]],
+        retention: py.Retention,
+        tenants: Mapping[str, py.Retention],
+        *,
+        dedup_token: str | None = None,
+        live: bool = False,
+    ) -> Result:
+        """Normalize and insert ``(tenant, export request bytes)`` payloads; those the engine
+        leaves to Python are named in the result, nothing of them is stored."""
+        fd, path = tempfile.mkstemp(prefix=_BATCH_PREFIX, suffix=".bin", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for index, (tenant, payload) in enumerate(payloads):
+                    f.write(frame(payload, tenant, index))
+            self._drop()
+            self._command(_stage_sql(path))
+        finally:
+            os.unlink(path)
+        try:
+            python_records = {r for (r,) in self.store.query(f"SELECT DISTINCT record FROM {STAGE} WHERE python_only")}
+            # A record is normalized by one path, whole.
+            engine_rows = f"record NOT IN ({', '.join(map(str, sorted(python_records)))})" if python_records else "1"
+            models = [m for (m,) in self.store.query(self._models_sql(engine_rows))]
+            self._command(_normalize_sql(retention, tenants, Prices.ask(models, self.price), engine_rows))
+            token = (
+                (lambda kind: {"insert_deduplication_token": f"{dedup_token}:{kind}"})
+                if dedup_token
+                else (lambda kind: None)
+            )  # noqa: E501
+            self._command(self._spans, token("sql-spans"))
+            self._command(self._events, token("sql-events"))
+            runs = {
+                (tenant, run_id): rows.from_ns(rows.ns(started))  # aware UTC, as the Python path's
+                for tenant, run_id, started in self.store.query(
+                    f"SELECT Tenant, RunId, min(Timestamp) FROM {NORMALIZED} WHERE RunId != '' GROUP BY Tenant, RunId"
+                )
+            }
+            spans = self.store.query(f"SELECT count() FROM {NORMALIZED}")[0][0]
+            return Result(spans, python_records, runs, self._live() if live else [])
+        finally:
+            self._drop()
+
+    def _models_sql(self, engine_rows: str) -> str:
+        return f"SELECT DISTINCT {_first('attrs', py.MODEL_KEYS)} AS model FROM {STAGE} WHERE {engine_rows} AND model != ''"  # noqa: E501
+
+    def _live(self) -> list[Node]:
+        columns = (
+            "Tenant, RunId, RunRoot, AgentName, Timestamp, SpanId, SpanName, NodeType, Status, Duration, Model, "
+            "InputTokens, OutputTokens, CostUsd, StatusMessage"
+        )
+        nodes = []
+        for row in self.store.query(f"SELECT {columns} FROM {NORMALIZED}"):
+            tenant, run_id, root, agent, started, span_id, name, kind, status, duration, model, it, ot, cost, msg = row
+            nodes.append(
+                Node.model_construct(
+                    tenant=tenant,
+                    run_id=run_id,
+                    run_root=bool(root),
+                    agent_name=agent,
+                    started_at=rows.from_ns(rows.ns(started)),
+                    span_id=span_id,
+                    name=name,
+                    type=NodeType(kind),
+                    status=Status(status),
+                    duration_ns=duration,
+                    model=model,
+                    usage=Usage.model_construct(input_tokens=it, output_tokens=ot),
+                    cost_usd=cost,
+                    status_message=msg,
+                )
+            )
+        return nodes
+
+    def _drop(self) -> None:
+        for table in (STAGE, NORMALIZED):
+            self._command(f"DROP TEMPORARY TABLE IF EXISTS {table}")

@@ -1,0 +1,267 @@
+"""The engine's normalizer stores what the Python normalizer stores, span for span.
+
+Every convention fixture of test_normalize is captured as it runs (its request and its tenant
+and retention arguments), then written by both paths into the real embedded engine and the
+rows compared; so a fixture added there is checked here too. More fixtures below cover what
+only the engine path has to get right: attribute value encodings, previews, span events, and
+the records it must leave to Python.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import test_normalize
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as GA
+from opentelemetry.trace import Link, Status, StatusCode
+from otel_helpers import Recorder
+
+from tracehouse import pricing, semconv
+from tracehouse.ingest import normalize
+from tracehouse.ingest import normalize_sql as sql
+from tracehouse.ingest.normalize import Retention, normalize_spans
+from tracehouse.ingest.normalize_sql import EngineNormalizer, frame
+from tracehouse.store import rows, runs_seen, schema
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from ingest import _renew_ids as renew_ids  # noqa: E402
+from ingest import build_request  # noqa: E402
+
+
+def _capture_convention_fixtures() -> list[tuple[str, bytes, dict]]:
+    captured = []
+    original = test_normalize.normalize_spans
+
+    def capturing(resource_spans, **kwargs):
+        request = ExportTraceServiceRequest(resource_spans=resource_spans)
+        captured.append((kwargs, request.SerializeToString()))
+        return original(resource_spans, **kwargs)
+
+    test_normalize.normalize_spans = capturing
+    try:
+        for name in dir(test_normalize):
+            if name.startswith("test_"):
+                getattr(test_normalize, name)()
+    finally:
+        test_normalize.normalize_spans = original
+    return [(f"{i}", payload, kwargs) for i, (kwargs, payload) in enumerate(captured)]
+
+
+def _engine_fixtures() -> list[tuple[str, bytes, dict]]:
+    rec = Recorder("svc", **{"deployment.environment": "test", "host.cores": 2})
+    values = {
+        "v.bool": False,
+        "v.int": -42,
+        "v.float": 0.25,
+        "v.float_whole": 3.0,
+        "v.float_small": 0.00012,
+        "v.strings": ["a/b", 'quote " and \\ slash', "naïve ☃", "tab\tnew\nline"],
+        "v.ints": [1, 2, 3],
+        "v.floats": [1.5, 2.0],
+        "v.bools": [True, False],
+        "v.empty": "",
+    }
+    with rec.span("invoke_agent bench", **{GA.GEN_AI_OPERATION_NAME: "invoke_agent", **values}) as root:
+        root.add_event(semconv.EVENT_TRACEHOUSE_APPROVAL, {semconv.TRACEHOUSE_EVENT_DATA: '{"ok": true}'})
+        root.add_event("note", {"plain": "not a replay event"})
+        with rec.span(
+            "chat gpt-4o-mini",
+            **{
+                GA.GEN_AI_OPERATION_NAME: "chat",
+                GA.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+                GA.GEN_AI_USAGE_INPUT_TOKENS: 1234,
+                GA.GEN_AI_USAGE_OUTPUT_TOKENS: "56.9",  # a number as text: truncated, as Python does
+                GA.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 2000,  # more than the input: capped in the cost
+                GA.GEN_AI_SYSTEM_INSTRUCTIONS: "Be   brief.",  # not JSON: the text as it is
+                GA.GEN_AI_INPUT_MESSAGES: json.dumps(
+                    [
+                        {"role": "user", "parts": [{"type": "text", "content": "first\n\n  question " * 30}]},
+                        {"role": "assistant", "parts": [{"type": "text", "content": "answer"}]},
+                        {
+                            "role": "tool",
+                            "parts": [{"type": "tool_call_response", "id": "c1", "response": {"temp": 21}}],
+                        },
+                        {"role": "user", "parts": [{"type": "text", "content": 7}, {"type": "image"}]},
+                        "not a message",
+                    ]
+                ),
+                GA.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                    [
+                        {
+                            "role": "assistant",
+                            "finish_reason": "stop",
+                            "parts": [
+                                {"type": "reasoning", "content": "think"},
+                                {"type": "tool_call", "id": "c2", "name": "lookup", "arguments": {"q": "x"}},
+                                {"type": "text", "content": "Sure – done ✓"},
+                                {"type": "text", "content": None},
+                            ],
+                        }
+                    ],
+                    ensure_ascii=False,
+                ),
+            },
+        ):
+            pass
+        with rec.span("execute_tool lookup", **{GA.GEN_AI_OPERATION_NAME: "execute_tool"}) as tool:
+            tool.set_status(Status(StatusCode.ERROR, "lookup failed"))
+        with rec.span("plain step", links=[Link(root.get_span_context(), {"link.kind": "follows"})]) as step:
+            step.add_event(
+                semconv.EVENT_TRACEHOUSE_CHECKPOINT,
+                {semconv.TRACEHOUSE_CHECKPOINT_ID: "cp", semconv.TRACEHOUSE_CHECKPOINT_STATE: "{}"},
+            )
+            try:
+                raise ValueError("boom")
+            except ValueError as exc:
+                step.record_exception(exc)
+        with rec.span(
+            "embed",
+            **{
+                GA.GEN_AI_OPERATION_NAME: "embeddings",
+                GA.GEN_AI_REQUEST_MODEL: "unknown-model",
+                semconv.TRACEHOUSE_COST_USD: "0.5",
+            },
+        ):
+            pass
+    fixtures = [("engine-values", rec.request().SerializeToString(), {"tenant": "acme"})]
+    fixtures.append(("benchmark", build_request(3).SerializeToString(), {}))
+    return fixtures
+
+
+def _python_only_fixtures() -> list[tuple[str, bytes]]:
+    """Spans whose records the engine leaves to Python."""
+    out = []
+    for name, attributes in {
+        "float-exponent": {"v": 1e-7},
+        "flattened-messages": {"gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "hi"},
+    }.items():
+        rec = Recorder()
+        with rec.span(name, **attributes):
+            pass
+        out.append((name, rec.request().SerializeToString()))
+    request = ExportTraceServiceRequest.FromString(out[0][1])
+    kv = request.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="v.map")
+    kv.value.kvlist_value.values.add(key="k").value.string_value = "v"
+    out.append(("map-value", request.SerializeToString()))
+    return out
+
+
+CONVENTIONS = _capture_convention_fixtures()
+ENGINE = _engine_fixtures()
+
+
+def _retention(kwargs: dict, tenants: list[str]) -> tuple[Retention, dict[str, Retention]]:
+    retention_for = kwargs.get("retention_for") or (lambda tenant: Retention())
+    return Retention(), {t: retention_for(t) for t in tenants}
+
+
+def _read(store) -> tuple[list, list]:
+    columns = ", ".join(f"`{c}`" for c in rows.SPAN_COLUMNS)
+    spans = store.query(f"SELECT {columns} FROM {store.table(schema.SPANS)} ORDER BY SpanId")
+    events = store.query(
+        f"SELECT {', '.join(rows.EVENT_COLUMNS)} FROM {store.table(schema.EVENTS)} ORDER BY SpanId, Seq"
+    )
+    for table in (schema.SPANS, schema.EVENTS):
+        store.client.command(f"TRUNCATE TABLE {store.table(table)}")
+    return spans, events
+
+
+def _same(python, engine) -> bool:
+    if isinstance(python, float):
+        return math.isclose(python, engine, rel_tol=1e-9, abs_tol=1e-15)
+    return python == engine
+
+
+def _difference(python, engine):
+    if isinstance(python, dict) and isinstance(engine, dict):
+        keys = python.keys() | engine.keys()
+        return {k: (python.get(k), engine.get(k)) for k in keys if python.get(k) != engine.get(k)}
+    return python, engine
+
+
+def _without_what_only_python_reads(payload: bytes) -> bytes:
+    """The request less its flattened messages, per-message events and Langfuse JSON details:
+    the rest of each convention is the engine's to read."""
+    request = ExportTraceServiceRequest.FromString(payload)
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                kept = [
+                    kv
+                    for kv in span.attributes
+                    if not (kv.key.startswith(sql._FLATTENED_PREFIXES) or kv.key in sql._PYTHON_ONLY_KEYS)
+                ]  # noqa: E501
+                del span.attributes[:]
+                span.attributes.extend(kept)
+                events = [e for e in span.events if e.name not in sql._LEGACY_MESSAGE_EVENTS]
+                del span.events[:]
+                span.events.extend(events)
+    return request.SerializeToString()
+
+
+@pytest.mark.parametrize(("name", "payload", "kwargs"), CONVENTIONS + ENGINE, ids=[f[0] for f in CONVENTIONS + ENGINE])
+def test_the_engine_stores_what_python_stores(store, name, payload, kwargs):
+    tenant = kwargs.get("tenant", "")
+    left = EngineNormalizer(store, pricing.cost_usd).store_traces([(tenant, payload)], Retention(), {})
+    _read(store)
+    if left.python_records:  # what only Python reads is checked by test_normalize; the rest here
+        payload = _without_what_only_python_reads(payload)
+    request = ExportTraceServiceRequest.FromString(payload)
+    nodes, events = normalize_spans(request.resource_spans, **kwargs)
+    store.insert_spans(nodes)
+    store.insert_events(events)
+    python_spans, python_events = _read(store)
+
+    default, tenants = _retention(kwargs, sorted({n.tenant for n in nodes}))
+    price = kwargs.get("price", pricing.cost_usd)
+    result = EngineNormalizer(store, price).store_traces([(tenant, payload)], default, tenants)
+    engine_spans, engine_events = _read(store)
+
+    assert result.python_records == set(), "the engine normalizes these spans itself"
+    assert result.spans == len(nodes)
+    assert result.runs == runs_seen(nodes)
+    assert len(engine_spans) == len(python_spans)
+    for python_row, engine_row in zip(python_spans, engine_spans, strict=True):
+        for column, python_value, engine_value in zip(rows.SPAN_COLUMNS, python_row, engine_row, strict=True):
+            assert _same(python_value, engine_value), (column, _difference(python_value, engine_value))
+    assert engine_events == python_events
+
+
+def test_records_with_what_only_python_reads_are_left_to_python_whole(store):
+    plain = build_request(1).SerializeToString()
+    payloads = [("", plain)] + [("", payload) for _, payload in _python_only_fixtures()]
+    result = EngineNormalizer(store, pricing.cost_usd).store_traces(payloads, Retention(), {})
+    assert result.python_records == {1, 2, 3}
+    assert result.spans == 1000
+    spans = store.query(f"SELECT count(), uniqExact(TraceId) FROM {store.table(schema.SPANS)}")
+    assert spans == [(1000, 100)]  # the plain record only: nothing of the others
+
+
+def test_a_batch_of_many_records_with_tenants(store):
+    rng = random.Random(7)
+    payloads = []
+    request = build_request(1)
+    for index in range(5):
+        renew_ids(request, rng)
+        payloads.append(("acme" if index % 2 else "", request.SerializeToString()))
+    result = EngineNormalizer(store, pricing.cost_usd).store_traces(
+        payloads, Retention(30, 30), {"acme": Retention(7, 2)}
+    )
+    assert result.python_records == set() and result.spans == 5000
+    by_tenant = store.query(
+        f"SELECT Tenant, count(), min(TtlDays), max(PayloadTtlDays) FROM {store.table(schema.SPANS)} GROUP BY Tenant ORDER BY Tenant"  # noqa: E501
+    )
+    assert by_tenant == [("acme", 2000, 7, 2), ("default", 3000, 30, 30)]
+
+
+def test_frame_appends_the_record_fields_to_the_request():
+    payload = build_request(1).SerializeToString()
+    framed = frame(payload, "acme", 300)
+    assert framed.endswith(payload + b"\xa2\x06\x04acme\xa8\x06\xac\x02")
+    assert normalize.attribute_string(1.0) == "1.0"  # the encoding the engine reproduces

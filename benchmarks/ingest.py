@@ -8,6 +8,10 @@ from the server's own histogram, and the server's peak RSS. Prints one JSON obje
 
     .venv/bin/python benchmarks/ingest.py --transport grpc --clients 4 --seconds 30
     .venv/bin/python benchmarks/ingest.py --transport http --clients 4 --seconds 30
+    .venv/bin/python benchmarks/ingest.py --transport grpc --clients 2 --seconds 30 --rate 10000
+
+With ``--rate`` the clients offer a fixed load instead, which shows the ingest-to-visible lag
+at a load the writer keeps up with.
 """
 
 from __future__ import annotations
@@ -96,7 +100,8 @@ def _renew_ids(request, rng: random.Random) -> None:
                 spans[i].parent_span_id = root
 
 
-def client(transport: str, target: str, seconds: float, seed: int, out: mp.Queue) -> None:
+def client(transport: str, target: str, seconds: float, seed: int, out: mp.Queue, rate: float = 0) -> None:
+    """Send for ``seconds``: as fast as acknowledgements come, or ``rate`` spans/s."""
     rng = random.Random(seed)
     request = build_request(seed)
     latencies, spans, refused = [], 0, 0
@@ -125,8 +130,15 @@ def client(transport: str, target: str, seconds: float, seed: int, out: mp.Queue
             response.read()
             return response.status == 200
 
-    deadline = time.monotonic() + seconds
+    start = time.monotonic()
+    deadline = start + seconds
+    sent = 0
     while time.monotonic() < deadline:
+        if rate:
+            pause = start + sent * SPANS_PER_REQUEST / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        sent += 1
         _renew_ids(request, rng)
         body = request.SerializeToString()
         t0 = time.perf_counter()
@@ -162,6 +174,9 @@ def main() -> int:
     parser.add_argument("--transport", choices=["grpc", "http"], default="grpc")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument(
+        "--rate", type=float, default=0, help="offered load in spans/s over all clients (default: as fast as acked)"
+    )
     args = parser.parse_args()
 
     data = tempfile.mkdtemp(prefix="tracehouse-ingest-")
@@ -196,7 +211,8 @@ def main() -> int:
 
     queue: mp.Queue = mp.Queue()
     procs = [
-        mp.Process(target=client, args=(args.transport, target, args.seconds, i, queue)) for i in range(args.clients)
+        mp.Process(target=client, args=(args.transport, target, args.seconds, i, queue, args.rate / args.clients))
+        for i in range(args.clients)
     ]
     started = time.monotonic()
     for p in procs:
@@ -224,6 +240,7 @@ def main() -> int:
                 "benchmark": "ingest",
                 "transport": args.transport,
                 "clients": args.clients,
+                "offered_spans_per_s": args.rate or "as fast as acknowledged",
                 "spans_per_request": SPANS_PER_REQUEST,
                 "request_bytes": results[0]["bytes"],
                 "seconds_sending": round(sending, 1),

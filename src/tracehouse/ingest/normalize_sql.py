@@ -2,27 +2,29 @@
 
 The Python normalizer (:mod:`tracehouse.ingest.normalize`) reads every convention; it costs
 about 150 microseconds of Python per span. This module does the same work as SQL, in C++, with
-the Python interpreter free for the receiver meanwhile:
+the Python interpreter free for the receiver meanwhile (the engine releases the GIL):
 
 1. The batch's spooled export requests go to a file, each framed by its length and followed by
    two fields of its own (the record's tenant and index), so the engine's ``Protobuf`` input
    format reads each as one ``Batch`` message (:data:`SCHEMA`, wire-compatible with the
    ``ExportTraceServiceRequest`` of opentelemetry-proto).
-2. One statement parses the file once into a temporary table of spans with their attribute
-   maps (values encoded as the Python normalizer encodes them) and a flag for what only the
-   Python normalizer reads (flattened messages, per-message events of GenAI before 1.37,
-   Langfuse's usage and cost JSON, map or nested array values, floats Python writes in
-   exponent form, duplicate keys). A record with a flagged span is normalized in Python, whole.
-3. A second statement computes the canonical columns into another temporary table; span rows,
-   replay events and the touched runs are read from it.
+2. One statement parses the file (with :data:`SCHEMA`, written beside it) into a temporary
+   table of spans with their attribute maps (values encoded as the Python normalizer encodes
+   them) and a flag for what only the Python normalizer reads: flattened messages, per-message events of GenAI before 1.37, Langfuse's
+   usage and cost JSON, map or nested array values, floats Python writes in exponent form,
+   duplicate keys. A record with a flagged span goes to the Python normalizer, whole.
+3. A second statement computes the canonical columns of the other records into another
+   temporary table; span rows, replay events and the runs touched are read from it.
 
 Every rule reads the same key tables as the Python normalizer (``normalize.MODEL_KEYS``,
-``_TOKEN_KEYS``, ``_OPERATION_TYPES``...), so a rule has one home; the parity test feeds every
-convention fixture of the normalizer's tests through both paths and compares the rows.
-Token costs come from the same pricer: it is asked for each model's price per token.
+``_TOKEN_KEYS``, ``_OPERATION_TYPES``...), so a rule has one home; tests/test_normalize_sql.py
+feeds every convention fixture of the normalizer's tests through both paths and compares the
+stored rows. Token costs come from the same pricer, asked for each model's price per token.
+JSON values inside messages (a tool call's arguments) are stored as the engine reads them, which
+may differ from Python's spacing; the values are the same.
 
-The engine needs its input as a file (the embedded engine reads it with ``file()``): this path
-runs where the store is embedded. Against a ClickHouse server the writer normalizes in Python.
+The engine reads its input from a file (``file()``), so this path runs where the store is
+embedded; against a ClickHouse server the writer normalizes in Python.
 """
 
 from __future__ import annotations
@@ -104,7 +106,9 @@ def _get(map_expr: str, key: str) -> str:
 
 def _first(map_expr: str, keys: Sequence[str]) -> str:
     """The first non-empty value among ``keys`` (``normalize._first``)."""
-    return "coalesce(" + ", ".join(f"nullIf({_get(map_expr, k)}, '')" for k in keys) + ", '')"
+    if len(keys) == 1:
+        return _get(map_expr, keys[0])
+    return f"arrayFirst(x -> x != '', arrayMap(k -> {map_expr}[k], {_list(keys)}))"
 
 
 def _both(key: str) -> str:
@@ -113,7 +117,7 @@ def _both(key: str) -> str:
 
 
 def _first_both(keys: Sequence[str]) -> str:
-    return "coalesce(" + ", ".join(f"nullIf({_both(k)}, '')" for k in keys) + ", '')"
+    return f"arrayFirst(x -> x != '', arrayMap(k -> if(mapContains(attrs, k), attrs[k], res[k]), {_list(keys)}))"
 
 
 def _transform(expr: str, table: Mapping[str, Any], default: str) -> str:
@@ -294,7 +298,7 @@ _LEGACY_MESSAGE_EVENTS = (
 )
 
 
-def _stage_sql(path: str) -> str:
+def _stage_sql(path: str, schema_path: str) -> str:
     keys = "arrayMap(a -> a.key, s.attributes)"
     prefixes = " OR ".join(f"startsWith(k, {_q(p)})" for p in _FLATTENED_PREFIXES)
     python_only = (
@@ -321,7 +325,7 @@ FROM file({_q(path)}, 'Protobuf', {_q(_STRUCTURE)})
 ARRAY JOIN resource_spans AS rs
 ARRAY JOIN rs.scope_spans AS ss
 ARRAY JOIN ss.spans AS s
-SETTINGS format_schema_source = 'string', format_schema_message_name = 'Batch', format_schema = {_q(SCHEMA)},
+SETTINGS format_schema = {_q(schema_path + ":Batch")},
     input_format_parallel_parsing = 0, output_format_json_escape_forward_slashes = 0
 """  # noqa: E501
 
@@ -356,8 +360,8 @@ def _node_type_names() -> dict[str, NodeType]:
 
 def _tokens(keys: Sequence[str]) -> str:
     """``normalize._int`` over ``keys``."""
-    parsed = ", ".join(f"ifNull(toFloat64OrNull({_get('attrs', k)}), nan)" for k in keys)
-    return f"toUInt64(greatest(0, trunc(arrayFirst(x -> isFinite(x), [{parsed}]))))"
+    parsed = f"arrayMap(k -> ifNull(toFloat64OrNull(attrs[k]), nan), {_list(keys)})"
+    return f"toUInt64(greatest(0, trunc(arrayFirst(x -> isFinite(x), {parsed}))))"
 
 
 def _ttl(raw: str, default: str) -> str:
@@ -394,89 +398,143 @@ class Prices:
         return f"transform({model}, {_list(keys)}, [{', '.join(table[k] for k in keys)}]::Array(Float64), 0.)"
 
 
+def _layer(columns: Mapping[str, str]) -> str:
+    return ",\n        ".join(f"{expr} AS {name}" for name, expr in columns.items())
+
+
 def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention], prices: Prices, where: str) -> str:
-    nt = _node_type()
+    """The canonical columns of the staged spans, in three layers: the engine's analyzer
+    expands an alias at every use, so what many columns read (node type, run root, input) is
+    computed in a layer below them and read as a column."""
     operation = _get("attrs", semconv.GEN_AI_OPERATION_NAME)
-    explicit_run = _both(semconv.TRACEHOUSE_RUN_ID)
-    ttl_table = {t: r.ttl_days for t, r in tenants.items()}
-    payload_ttl_table = {t: r.payload_ttl_days for t, r in tenants.items()}
-    stated_cost = f"toFloat64OrNull({_first('attrs', py.COST_KEYS)})"
-    cached = "least(cache_read_tokens, input_tokens)"
-    priced = (
-        f"(input_tokens - {cached}) * {prices.cost('Model', 0)} + output_tokens * {prices.cost('Model', 1)} + "
-        f"{cached} * {prices.cost('Model', 2)} + cache_creation_tokens * {prices.cost('Model', 3)}"
-    )
-    exception = f"if(indexOf(event_names, {_q(semconv.EXCEPTION_EVENT)}) > 0, event_attrs[indexOf(event_names, {_q(semconv.EXCEPTION_EVENT)})], {_EMPTY_MAP})"  # noqa: E501
-    agent_name = _first("attrs", py.AGENT_KEYS)
-    span_name_agent = _strip(_removeprefix("name", semconv.OP_INVOKE_AGENT))
     input_messages = _get("attrs", semconv.GEN_AI_INPUT_MESSAGES)
     output_messages = _get("attrs", semconv.GEN_AI_OUTPUT_MESSAGES)
-    has_inputs = f"({_json_list(input_messages)} AND JSONLength({input_messages}) > 0)"
-    has_outputs = f"({_json_list(output_messages)} AND JSONLength({output_messages}) > 0)"
+    exception_at = f"indexOf(event_names, {_q(semconv.EXCEPTION_EVENT)})"
     payload = f"(has({_list(sorted(semconv.PAYLOAD_ATTRIBUTES))}, k) OR {' OR '.join(f'startsWith(k, {_q(p)})' for p in semconv.PAYLOAD_PREFIXES)})"  # noqa: E501
+    first = {
+        "Timestamp": "fromUnixTimestamp64Nano(toInt64(intDiv(start_ns, 1000) * 1000))",
+        "TraceId": "lower(hex(trace_id))",
+        "NodeType": _node_type(),
+        "ExplicitRun": _both(semconv.TRACEHOUSE_RUN_ID),
+        "exception": f"if({exception_at} > 0, event_attrs[{exception_at}], {_EMPTY_MAP})",
+        "Duration": "if(end_ns > start_ns, end_ns - start_ns, 0)",
+        "Status": f"multiIf({_get('attrs', semconv.TRACEHOUSE_STATUS)} = {_q(Status.CANCELLED)}, "
+        f"{_q(Status.CANCELLED)}, "
+        f"status_code = 2 OR {_get('attrs', semconv.LANGFUSE_OBSERVATION_LEVEL)} = 'ERROR', {_q(Status.FAILED)}, "
+        f"{_q(Status.COMPLETED)})",
+        "Tenant": f"coalesce(nullIf(transport_tenant, ''), nullIf({_both(semconv.TRACEHOUSE_TENANT)}, ''), {_q(DEFAULT_TENANT)})",  # noqa: E501
+        "has_inputs": f"({_json_list(input_messages)} AND JSONLength({input_messages}) > 0)",
+        "has_outputs": f"({_json_list(output_messages)} AND JSONLength({output_messages}) > 0)",
+        "SpanAgentName": _strip(_removeprefix("name", semconv.OP_INVOKE_AGENT)),
+    }
+    second = {
+        "RunId": "if(ExplicitRun != '', ExplicitRun, TraceId)",
+        "RunRoot": f"if(ExplicitRun != '', {operation} = {_q(semconv.OP_INVOKE_AGENT)} AND NOT mapContains(attrs, {_q(semconv.TRACEHOUSE_NODE_TYPE)}), parent_span_id = '')",  # noqa: E501
+        "llm_messages": f"NodeType = {_q(NodeType.LLM)} AND (has_inputs OR has_outputs)",
+        "InputMessages": f"if(llm_messages AND has_inputs, {input_messages}, '')",
+        "OutputMessages": f"if(llm_messages AND has_outputs, {output_messages}, '')",
+    }
+    third = {
+        "Input": f"multiIf(llm_messages, InputMessages, RunRoot AND {_first('attrs', py.ROOT_INPUT_KEYS)} != '', {_first('attrs', py.ROOT_INPUT_KEYS)}, "  # noqa: E501
+        f"NOT RunRoot AND {_first('attrs', py.INPUT_KEYS)} != '', {_first('attrs', py.INPUT_KEYS)}, {_messages_text(input_messages)})",  # noqa: E501
+        "Output": f"multiIf(llm_messages, OutputMessages, RunRoot AND {_first('attrs', py.ROOT_OUTPUT_KEYS)} != '', {_first('attrs', py.ROOT_OUTPUT_KEYS)}, "  # noqa: E501
+        f"NOT RunRoot AND {_first('attrs', py.OUTPUT_KEYS)} != '', {_first('attrs', py.OUTPUT_KEYS)}, {_messages_text(output_messages)})",  # noqa: E501
+        "AgentName": f"multiIf({_first('attrs', py.AGENT_KEYS)} != '', {_first('attrs', py.AGENT_KEYS)}, "
+        f"NodeType = {_q(NodeType.AGENT)} AND {_first('attrs', py.AGENT_NODE_KEYS)} != '', {_first('attrs', py.AGENT_NODE_KEYS)}, "  # noqa: E501
+        f"NodeType = {_q(NodeType.AGENT)} AND SpanAgentName != '', SpanAgentName, "
+        f"RunRoot AND {_first_both(py.RUN_NAME_KEYS)} != '', {_first_both(py.RUN_NAME_KEYS)}, RunRoot, SpanAgentName, '')",  # noqa: E501
+        "TtlDays": f"toUInt16({_ttl(_both(semconv.TRACEHOUSE_TTL_DAYS), _days('Tenant', {t: r.ttl_days for t, r in tenants.items()}, retention.ttl_days))})",  # noqa: E501
+        "InputTokens": _tokens(py._TOKEN_KEYS["input_tokens"]),
+        "OutputTokens": _tokens(py._TOKEN_KEYS["output_tokens"]),
+        "CacheReadTokens": _tokens(py._TOKEN_KEYS["cache_read_tokens"]),
+        "CacheCreationTokens": _tokens(py._TOKEN_KEYS["cache_creation_tokens"]),
+        "ReasoningTokens": _tokens(py._TOKEN_KEYS["reasoning_tokens"]),
+        "Model": _first("attrs", py.MODEL_KEYS),
+        "StatedCost": f"toFloat64OrNull({_first('attrs', py.COST_KEYS)})",
+    }
+    cached = "least(CacheReadTokens, InputTokens)"
+    priced = (
+        f"(InputTokens - {cached}) * {prices.cost('Model', 0)} + OutputTokens * {prices.cost('Model', 1)} + "
+        f"{cached} * {prices.cost('Model', 2)} + CacheCreationTokens * {prices.cost('Model', 3)}"
+    )
+    last = {
+        "record": "record",
+        "Timestamp": "Timestamp",
+        "TraceId": "TraceId",
+        "SpanId": "lower(hex(span_id))",
+        "ParentSpanId": "lower(hex(parent_span_id))",
+        "TraceState": "trace_state",
+        "SpanName": "name",
+        "SpanKind": _by_number("kind", py._KINDS, "Unspecified"),
+        "ServiceName": f"res[{_q(semconv.SERVICE_NAME)}]",
+        "ResourceAttributes": "res",
+        "ScopeName": "scope_name",
+        "ScopeVersion": "scope_version",
+        "SpanAttributes": f"mapFilter((k, v) -> NOT {payload}, attrs)",
+        "Duration": "Duration",
+        "StatusCode": _by_number("status_code", py._STATUS, "Unset"),
+        "StatusMessage": f"if(status_message != '', status_message, exception[{_q(semconv.EXCEPTION_MESSAGE)}])",
+        "EventTimestamps": "arrayMap(t -> fromUnixTimestamp64Nano(toInt64(intDiv(t, 1000) * 1000)), event_ns)",
+        "EventNames": "event_names",
+        "EventAttributes": "event_attrs",
+        "LinkTraceIds": "link_trace_ids",
+        "LinkSpanIds": "link_span_ids",
+        "LinkStates": "link_states",
+        "LinkAttributes": "link_attrs",
+        "Tenant": "Tenant",
+        "RunId": "RunId",
+        "ParentRunId": f"if(RunRoot, {_both(semconv.TRACEHOUSE_PARENT_RUN_ID)}, '')",
+        "RunRoot": "RunRoot",
+        "NodeType": "NodeType",
+        "Status": "Status",
+        "OperationName": f"if({operation} != '', {operation}, {_transform('NodeType', {t.value: op for t, op in py._TYPE_OPERATIONS.items()}, _NONE)})",  # noqa: E501
+        "AgentName": "AgentName",
+        "ConversationId": _first_both(py.CONVERSATION_KEYS),
+        "UserId": _first_both(py.USER_KEYS),
+        "Model": "Model",
+        "Provider": _first("attrs", py.PROVIDER_KEYS),
+        "InputTokens": "InputTokens",
+        "OutputTokens": "OutputTokens",
+        "CacheReadTokens": "CacheReadTokens",
+        "CacheCreationTokens": "CacheCreationTokens",
+        "ReasoningTokens": "ReasoningTokens",
+        "CostUsd": f"multiIf(StatedCost IS NOT NULL, greatest(0., assumeNotNull(StatedCost)), "
+        f"NodeType = {_q(NodeType.LLM)} AND Model != '', {priced}, 0.)",
+        "ErrorType": f"coalesce(nullIf({_get('attrs', semconv.ERROR_TYPE)}, ''), nullIf(exception[{_q(semconv.EXCEPTION_TYPE)}], ''), "  # noqa: E501
+        f"if(Status = {_q(Status.FAILED)}, 'Error', ''))",
+        "InputMessages": "InputMessages",
+        "OutputMessages": "OutputMessages",
+        "SystemInstructions": f"if(NodeType = {_q(NodeType.LLM)}, {_get('attrs', semconv.GEN_AI_SYSTEM_INSTRUCTIONS)}, '')",  # noqa: E501
+        "Input": "Input",
+        "Output": "Output",
+        "InputPreview": _preview("Input"),
+        "OutputPreview": _preview("Output"),
+        "PayloadAttributes": f"mapFilter((k, v) -> {payload}, attrs)",
+        "TtlDays": "TtlDays",
+        "PayloadTtlDays": f"toUInt16(least(TtlDays, {_days('Tenant', {t: r.payload_ttl_days for t, r in tenants.items()}, retention.payload_ttl_days)}))",  # noqa: E501
+        "ToolName": f"coalesce(nullIf({_first('attrs', py.TOOL_NAME_KEYS)}, ''), {_strip(_removeprefix('name', semconv.OP_EXECUTE_TOOL))})",  # noqa: E501
+        "ToolCallId": _first("attrs", py.TOOL_CALL_ID_KEYS),
+        "EndedAt": "fromUnixTimestamp64Nano(toInt64(intDiv(start_ns, 1000) * 1000) + toInt64(roundBankers(Duration / 1000)) * 1000)",  # noqa: E501
+    }
     return f"""
 CREATE TEMPORARY TABLE {NORMALIZED} ENGINE = Memory AS
 SELECT
-    record,
-    fromUnixTimestamp64Nano(toInt64(intDiv(start_ns, 1000) * 1000)) AS Timestamp,
-    lower(hex(trace_id)) AS TraceId, lower(hex(span_id)) AS SpanId, lower(hex(parent_span_id)) AS ParentSpanId,
-    trace_state AS TraceState, name AS SpanName, {_by_number("kind", py._KINDS, "Unspecified")} AS SpanKind,
-    res[{_q(semconv.SERVICE_NAME)}] AS ServiceName, res AS ResourceAttributes, scope_name AS ScopeName,
-    scope_version AS ScopeVersion, mapFilter((k, v) -> NOT {payload}, attrs) AS SpanAttributes,
-    if(end_ns > start_ns, end_ns - start_ns, 0) AS Duration,
-    {_by_number("status_code", py._STATUS, "Unset")} AS StatusCode,
-    {exception} AS exception,
-    if(status_message != '', status_message, exception[{_q(semconv.EXCEPTION_MESSAGE)}]) AS StatusMessage,
-    arrayMap(t -> fromUnixTimestamp64Nano(toInt64(intDiv(t, 1000) * 1000)), event_ns) AS EventTimestamps,
-    event_names AS EventNames, event_attrs AS EventAttributes,
-    link_trace_ids AS LinkTraceIds, link_span_ids AS LinkSpanIds, link_states AS LinkStates, link_attrs AS LinkAttributes,
-    coalesce(nullIf(transport_tenant, ''), nullIf({_both(semconv.TRACEHOUSE_TENANT)}, ''), {_q(DEFAULT_TENANT)}) AS Tenant,
-    {nt} AS NodeType,
-    {explicit_run} != '' AS explicit,
-    if(explicit, {explicit_run}, TraceId) AS RunId,
-    if(explicit, {operation} = {_q(semconv.OP_INVOKE_AGENT)} AND NOT mapContains(attrs, {_q(semconv.TRACEHOUSE_NODE_TYPE)}), parent_span_id = '') AS RunRoot,
-    if(RunRoot, {_both(semconv.TRACEHOUSE_PARENT_RUN_ID)}, '') AS ParentRunId,
-    multiIf({_get("attrs", semconv.TRACEHOUSE_STATUS)} = {_q(Status.CANCELLED)}, {_q(Status.CANCELLED)},
-            status_code = 2 OR {_get("attrs", semconv.LANGFUSE_OBSERVATION_LEVEL)} = 'ERROR', {_q(Status.FAILED)}, {_q(Status.COMPLETED)}) AS Status,
-    if({operation} != '', {operation}, {_transform("NodeType", {t.value: op for t, op in py._TYPE_OPERATIONS.items()}, _NONE)}) AS OperationName,
-    multiIf({agent_name} != '', {agent_name},
-            NodeType = {_q(NodeType.AGENT)} AND {_first("attrs", py.AGENT_NODE_KEYS)} != '', {_first("attrs", py.AGENT_NODE_KEYS)},
-            NodeType = {_q(NodeType.AGENT)} AND {span_name_agent} != '', {span_name_agent},
-            RunRoot AND {_first_both(py.RUN_NAME_KEYS)} != '', {_first_both(py.RUN_NAME_KEYS)},
-            RunRoot, {span_name_agent}, '') AS AgentName,
-    {_first_both(py.CONVERSATION_KEYS)} AS ConversationId,
-    {_first_both(py.USER_KEYS)} AS UserId,
-    {_first("attrs", py.MODEL_KEYS)} AS Model,
-    {_first("attrs", py.PROVIDER_KEYS)} AS Provider,
-    {_tokens(py._TOKEN_KEYS["input_tokens"])} AS input_tokens,
-    {_tokens(py._TOKEN_KEYS["output_tokens"])} AS output_tokens,
-    {_tokens(py._TOKEN_KEYS["cache_read_tokens"])} AS cache_read_tokens,
-    {_tokens(py._TOKEN_KEYS["cache_creation_tokens"])} AS cache_creation_tokens,
-    {_tokens(py._TOKEN_KEYS["reasoning_tokens"])} AS reasoning_tokens,
-    input_tokens AS InputTokens, output_tokens AS OutputTokens, cache_read_tokens AS CacheReadTokens,
-    cache_creation_tokens AS CacheCreationTokens, reasoning_tokens AS ReasoningTokens,
-    multiIf({stated_cost} IS NOT NULL, greatest(0., assumeNotNull({stated_cost})),
-            NodeType = {_q(NodeType.LLM)} AND Model != '', {priced}, 0.) AS CostUsd,
-    coalesce(nullIf({_get("attrs", semconv.ERROR_TYPE)}, ''), nullIf(exception[{_q(semconv.EXCEPTION_TYPE)}], ''),
-             if(Status = {_q(Status.FAILED)}, 'Error', '')) AS ErrorType,
-    NodeType = {_q(NodeType.LLM)} AND ({has_inputs} OR {has_outputs}) AS llm_messages,
-    if(llm_messages AND {has_inputs}, {input_messages}, '') AS InputMessages,
-    if(llm_messages AND {has_outputs}, {output_messages}, '') AS OutputMessages,
-    if(NodeType = {_q(NodeType.LLM)}, {_get("attrs", semconv.GEN_AI_SYSTEM_INSTRUCTIONS)}, '') AS SystemInstructions,
-    multiIf(llm_messages, InputMessages, RunRoot AND {_first("attrs", py.ROOT_INPUT_KEYS)} != '', {_first("attrs", py.ROOT_INPUT_KEYS)},
-            NOT RunRoot AND {_first("attrs", py.INPUT_KEYS)} != '', {_first("attrs", py.INPUT_KEYS)}, {_messages_text(input_messages)}) AS Input,
-    multiIf(llm_messages, OutputMessages, RunRoot AND {_first("attrs", py.ROOT_OUTPUT_KEYS)} != '', {_first("attrs", py.ROOT_OUTPUT_KEYS)},
-            NOT RunRoot AND {_first("attrs", py.OUTPUT_KEYS)} != '', {_first("attrs", py.OUTPUT_KEYS)}, {_messages_text(output_messages)}) AS Output,
-    {_preview("Input")} AS InputPreview, {_preview("Output")} AS OutputPreview,
-    mapFilter((k, v) -> {payload}, attrs) AS PayloadAttributes,
-    toUInt16({_ttl(_both(semconv.TRACEHOUSE_TTL_DAYS), _days("Tenant", ttl_table, retention.ttl_days))}) AS TtlDays,
-    toUInt16(least(TtlDays, {_days("Tenant", payload_ttl_table, retention.payload_ttl_days)})) AS PayloadTtlDays,
-    coalesce(nullIf({_first("attrs", py.TOOL_NAME_KEYS)}, ''), {_strip(_removeprefix("name", semconv.OP_EXECUTE_TOOL))}) AS ToolName,
-    {_first("attrs", py.TOOL_CALL_ID_KEYS)} AS ToolCallId,
-    fromUnixTimestamp64Nano(toInt64(intDiv(start_ns, 1000) * 1000) + toInt64(roundBankers(Duration / 1000)) * 1000) AS EndedAt
-FROM {STAGE}
-WHERE {where}
-"""  # noqa: E501
+        {_layer(last)}
+FROM (
+    SELECT *,
+        {_layer(third)}
+    FROM (
+        SELECT *,
+        {_layer(second)}
+        FROM (
+            SELECT *,
+        {_layer(first)}
+            FROM {STAGE}
+            WHERE {where}
+        )
+    )
+)
+"""
 
 
 def _events_sql() -> str:
@@ -581,6 +639,11 @@ class EngineNormalizer:
         self.directory = directory or tempfile.gettempdir()
         for stale in glob.glob(os.path.join(self.directory, _BATCH_PREFIX + "*")):  # left by a crash
             os.unlink(stale)
+        # The schema as a file beside the batches (an inline schema would be cached by the engine
+        # in the working directory).
+        self.schema_path = os.path.abspath(os.path.join(self.directory, "tracehouse-otlp.proto"))
+        with open(self.schema_path, "w") as f:
+            f.write(SCHEMA)
         self._events = _events_sql().replace("$events", store.table(schema.EVENTS))
         self._spans = _spans_sql().replace("$spans", store.table(schema.SPANS))
 
@@ -604,7 +667,7 @@ class EngineNormalizer:
                 for index, (tenant, payload) in enumerate(payloads):
                     f.write(frame(payload, tenant, index))
             self._drop()
-            self._command(_stage_sql(path))
+            self._command(_stage_sql(path, self.schema_path))
         finally:
             os.unlink(path)
         try:

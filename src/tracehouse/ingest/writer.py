@@ -179,11 +179,13 @@ class Writer:
                 backoff = min(backoff * 2, self.max_backoff)
 
     def _gather(self, interval: float) -> list[Record]:
-        """Records from the committed position: what is there after ``interval`` seconds, or
-        as soon as ``batch_bytes`` are there."""
-        deadline = time.monotonic() + interval
+        """Records from the committed position: what is there ``interval`` seconds after the
+        oldest of them was acknowledged, or as soon as ``batch_bytes`` are there. A backlog is
+        taken at once: its records have waited long enough."""
         position = self.spool.committed
         records = self.spool.read(position, self.batch_bytes, timeout=interval)
+        waited = (time.time_ns() - records[0].appended_ns) / 1e9 if records else 0.0
+        deadline = time.monotonic() + max(0.0, interval - waited)
         size = sum(r.end - r.position for r in records)
         while size < self.batch_bytes and not self._stop.is_set():
             remaining = deadline - time.monotonic()

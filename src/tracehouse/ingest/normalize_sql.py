@@ -10,9 +10,10 @@ the Python interpreter free for the receiver meanwhile (the engine releases the 
    ``ExportTraceServiceRequest`` of opentelemetry-proto).
 2. One statement parses the file (with :data:`SCHEMA`, written beside it) into a temporary
    table of spans with their attribute maps (values encoded as the Python normalizer encodes
-   them) and a flag for what only the Python normalizer reads: flattened messages, per-message events of GenAI before 1.37, Langfuse's
-   usage and cost JSON, map or nested array values, floats Python writes in exponent form,
-   duplicate keys. A record with a flagged span goes to the Python normalizer, whole.
+   them) and a flag for what only the Python normalizer reads: flattened messages, per-message
+   events of GenAI before 1.37, Langfuse's usage and cost JSON, map or nested array values,
+   floats Python writes in exponent form, duplicate keys. A record with a flagged span goes to
+   the Python normalizer, whole.
 3. A second statement computes the canonical columns of the other records into another
    temporary table; span rows, replay events and the runs touched are read from it.
 

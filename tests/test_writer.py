@@ -112,3 +112,50 @@ def test_a_store_that_cannot_be_reached_yet_is_connected_when_it_comes_back(stor
     spool.close()
     assert len(attempts) == 3 and writer.healthy and retention.store is store
     assert store.query(f"SELECT RunId FROM {store.table(schema.RUNS)} FINAL") == [("run-after-outage",)]
+
+
+def _with_unknown_group(payload: bytes) -> bytes:
+    """Valid protobuf (an unknown field of the deprecated group type, which protobuf skips) that
+    the engine's Protobuf input does not read."""
+    start, end = 50 << 3 | 3, 50 << 3 | 4
+    return payload + bytes([start & 0x7F | 0x80, start >> 7, 0x08, 0x01, end & 0x7F | 0x80, end >> 7])
+
+
+def _flattened(run_id: str) -> bytes:
+    rec = Recorder()
+    attributes = {
+        semconv.TRACEHOUSE_RUN_ID: run_id,
+        semconv.GEN_AI_OPERATION_NAME: "invoke_agent",
+        "gen_ai.prompt.0.role": "user",  # OpenLLMetry's flattened messages: the Python normalizer's
+        "gen_ai.prompt.0.content": "hi",
+    }
+    with rec.span("invoke_agent a", **attributes):
+        pass
+    return encode_spans(rec.exporter.get_finished_spans()).SerializeToString()
+
+
+def _stored_runs(store) -> list[tuple[str, int]]:
+    return store.query(f"SELECT RunId, NodeCount FROM {store.table(schema.RUNS)} FINAL ORDER BY RunId")
+
+
+def test_the_engine_and_python_share_a_batch_and_its_run_refresh(store, tmp_path):
+    spool = Spool(str(tmp_path / "spool"))
+    metrics = Metrics()
+    writer = Writer(store, spool, RetentionPolicy(store, 30), metrics, interval=0.05, engine_normalize=True)
+    seen = []
+    writer.listeners.append(lambda nodes, events: seen.extend(nodes))
+    spool.append(KIND_TRACES, "default", _request("run-engine"))
+    spool.append(KIND_TRACES, "default", _flattened("run-python"))
+    spool.append(KIND_TRACES, "default", _with_unknown_group(_request("run-next")))
+    writer.write(spool.read(spool.committed)[:2])
+    assert _stored_runs(store) == [("run-engine", 1), ("run-python", 0)]  # nodes besides the root
+    assert sorted((n.run_id, n.name) for n in seen) == [
+        ("run-engine", "chat m"),
+        ("run-engine", "invoke_agent a"),
+        ("run-python", "invoke_agent a"),
+    ]
+    # A batch the engine cannot read is normalized in Python, not retried forever.
+    writer.write(spool.read(spool.committed))
+    assert metrics.engine_fallbacks._value.get() == 1
+    assert ("run-next", 1) in _stored_runs(store)
+    spool.close()

@@ -41,6 +41,11 @@ class Metrics:
             registry=r,
         )
         self.write_errors = Counter("tracehouse_store_write_errors", "Failed attempts to store a batch", registry=r)
+        self.engine_fallbacks = Counter(
+            "tracehouse_engine_fallback_batches",
+            "Batches the embedded engine could not read, normalized in Python instead",
+            registry=r,
+        )
         self.spool_bytes = Gauge("tracehouse_spool_pending_bytes", "Bytes acknowledged but not yet stored", registry=r)
         self.spool_records = Gauge(
             "tracehouse_spool_pending_records", "Records acknowledged but not yet stored", registry=r

@@ -621,6 +621,11 @@ def frame(payload: bytes, tenant: str, record: int) -> bytes:
     return _varint(len(message)) + message
 
 
+class EngineCannotRead(Exception):
+    """The engine could not parse the batch (valid protobuf it does not read, such as unknown
+    fields of the deprecated group type): the batch is for the Python normalizer."""
+
+
 @dataclass
 class Result:
     """What the engine stored, and what it left to the Python normalizer."""
@@ -661,14 +666,18 @@ class EngineNormalizer:
         live: bool = False,
     ) -> Result:
         """Normalize and insert ``(tenant, export request bytes)`` payloads; those the engine
-        leaves to Python are named in the result, nothing of them is stored."""
+        leaves to Python are named in the result, nothing of them is stored. Raises
+        :class:`EngineCannotRead`, having stored nothing, when the engine cannot parse them."""
         fd, path = tempfile.mkstemp(prefix=_BATCH_PREFIX, suffix=".bin", dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as f:
                 for index, (tenant, payload) in enumerate(payloads):
                     f.write(frame(payload, tenant, index))
             self._drop()
-            self._command(_stage_sql(path, self.schema_path))
+            try:
+                self._command(_stage_sql(path, self.schema_path))
+            except Exception as exc:
+                raise EngineCannotRead(str(exc)) from exc
         finally:
             os.unlink(path)
         try:

@@ -23,7 +23,7 @@ from tracehouse import pricing
 from tracehouse.ingest import otlp
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.normalize import Retention, normalize_logs, normalize_spans
-from tracehouse.ingest.normalize_sql import EngineNormalizer
+from tracehouse.ingest.normalize_sql import EngineCannotRead, EngineNormalizer
 from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Record, Spool
 from tracehouse.model import Event, LogRecord, Node
 from tracehouse.store import Store, schema
@@ -203,6 +203,27 @@ class Writer:
 
     # --- one batch -----------------------------------------------------------------------------
 
+    def _store_in_engine(
+        self, payloads: list[tuple[int, str, bytes]], token: str
+    ) -> tuple[list[tuple[int, str, bytes]], dict[tuple[str, str], datetime], list[Node]]:
+        """Store the trace payloads the engine normalizes; return the payloads left for Python,
+        the runs the engine touched and, when listeners want them, its nodes."""
+        engine = self._engine_for(self.store)
+        traces = [i for i, (kind, _, _) in enumerate(payloads) if kind == KIND_TRACES]
+        if engine is None or not traces:
+            return payloads, {}, []
+        default, tenants = self.retention.table()
+        try:
+            result = engine.store_traces(
+                [payloads[i][1:] for i in traces], default, tenants, dedup_token=token, live=self.listening()
+            )
+        except EngineCannotRead as exc:
+            log.warning("the engine cannot read this batch (%s); normalizing it in Python", str(exc)[:300])
+            self.metrics.engine_fallbacks.inc()
+            return payloads, {}, []
+        left = {traces[i] for i in result.python_records}
+        return [p for i, p in enumerate(payloads) if p[0] != KIND_TRACES or i in left], result.runs, result.live
+
     def _engine_for(self, store: Store) -> EngineNormalizer | None:
         use = store.address.embedded if self.engine_normalize is None else self.engine_normalize
         if use and self._engine is None:
@@ -217,23 +238,7 @@ class Writer:
             log.info("connected to the store %s", self.store.address.describe())
         token = f"spool:{records[0].position}-{records[-1].end}"
         payloads = [(r.kind, r.tenant, r.payload) for r in records]
-        engine = self._engine_for(self.store)
-        runs: dict[tuple[str, str], datetime] = {}
-        live: list[Node] = []
-        if engine is not None:
-            traces = [i for i, (kind, _, _) in enumerate(payloads) if kind == KIND_TRACES]
-            if traces:
-                default, tenants = self.retention.table()
-                result = engine.store_traces(
-                    [payloads[i][1:] for i in traces],
-                    default,
-                    tenants,
-                    dedup_token=token,
-                    live=self.listening(),
-                )
-                runs, live = result.runs, result.live
-                left = {traces[i] for i in result.python_records}
-                payloads = [p for i, p in enumerate(payloads) if p[0] != KIND_TRACES or i in left]
+        payloads, runs, live = self._store_in_engine(payloads, token)
         nodes, events = store_payloads(self.store, payloads, self.retention.for_tenant, dedup_token=token, runs=runs)
         nodes = live + nodes
         self.spool.commit(records[-1].end, len(records))

@@ -88,8 +88,13 @@ def build_request(seed: int):
 
 
 def _renew_ids(request, rng: random.Random) -> None:
-    """New trace and span ids, keeping each run's parent links."""
+    """New trace and span ids, keeping each run's parent links; the runs start now (a request
+    carries runs that just ended, as an exporter's would)."""
     spans = request.resource_spans[0].scope_spans[0].spans
+    shift = time.time_ns() - spans[0].start_time_unix_nano
+    for span in spans:
+        span.start_time_unix_nano += shift
+        span.end_time_unix_nano += shift
     for start in range(0, len(spans), 10):
         trace = rng.getrandbits(128).to_bytes(16, "big")
         root = rng.getrandbits(64).to_bytes(8, "big")
@@ -177,6 +182,9 @@ def main() -> int:
     parser.add_argument(
         "--rate", type=float, default=0, help="offered load in spans/s over all clients (default: as fast as acked)"
     )
+    parser.add_argument(
+        "--normalize", choices=["auto", "engine", "python"], default="auto", help="the server's --normalize"
+    )
     args = parser.parse_args()
 
     data = tempfile.mkdtemp(prefix="tracehouse-ingest-")
@@ -194,6 +202,8 @@ def main() -> int:
             "0",
             "--spool-max-mb",
             "4096",
+            "--normalize",
+            args.normalize,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -240,6 +250,7 @@ def main() -> int:
                 "benchmark": "ingest",
                 "transport": args.transport,
                 "clients": args.clients,
+                "normalize": args.normalize,
                 "offered_spans_per_s": args.rate or "as fast as acknowledged",
                 "spans_per_request": SPANS_PER_REQUEST,
                 "request_bytes": results[0]["bytes"],

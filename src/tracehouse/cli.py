@@ -11,7 +11,7 @@ from typing import Any
 from tracehouse import __version__
 from tracehouse.client import Client, ClientError
 from tracehouse.model import Node, Run
-from tracehouse.store import DEFAULT_DSN, DSNError, Store, StoreError, migrations
+from tracehouse.store import DEFAULT_DSN, DSNError, Store, StoreError, migrations, parse_dsn
 from tracehouse.store.dsn import DEFAULT_DATABASE
 from tracehouse.store.schema import Layout
 
@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=int(_env("SPOOL_MAX_MB", "1024")),
         help="spool size at which clients are told to retry later (env TRACEHOUSE_SPOOL_MAX_MB)",
+    )
+    serve.add_argument(
+        "--normalize",
+        choices=["auto", "engine", "python"],
+        default=_env("NORMALIZE", "auto"),
+        help="where spans are normalized: inside the embedded engine (auto: where the store is "
+        "embedded) or in Python (env TRACEHOUSE_NORMALIZE)",
     )
     serve.add_argument(
         "--max-request-mb",
@@ -212,6 +219,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for name in ("grpc_port", "http_port"):
         if not 0 <= getattr(args, name) <= 65535:
             raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 65535")
+    if args.normalize == "engine" and not parse_dsn(args.store).embedded:
+        raise ValueError("--normalize engine needs the embedded store (chdb://): the engine reads each batch as a file")
     if args.spool_max_mb < 1 or args.max_request_mb < 1:
         raise ValueError("--spool-max-mb and --max-request-mb must be at least 1")
     if args.retention_days < 1 or (args.payload_retention_days is not None and args.payload_retention_days < 1):
@@ -230,6 +239,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             spool=args.spool,
             spool_max_bytes=args.spool_max_mb << 20,
             max_request_bytes=args.max_request_mb << 20,
+            normalize=args.normalize,
         )
     )
     return 0

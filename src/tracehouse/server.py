@@ -36,6 +36,7 @@ class Settings:
     spool_max_bytes: int = 1 << 30
     max_request_bytes: int = DEFAULT_MAX_BYTES
     batch_interval: float = 1.0
+    normalize: str = "auto"  # auto (the engine where the store is embedded), engine or python
 
     def spool_dir(self, address: StoreAddress) -> str:
         if self.spool:
@@ -73,6 +74,7 @@ def run(settings: Settings) -> None:
         retention,
         metrics,
         interval=settings.batch_interval,
+        engine_normalize={"auto": None, "engine": True, "python": False}[settings.normalize],
     )
     receiver = Receiver(spool, auth, metrics, max_bytes=settings.max_request_bytes)
     writer.start()

@@ -503,8 +503,7 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         f"NodeType = {_q(NodeType.LLM)} AND Model != '', {priced}, 0.)",
         "ErrorType": f"coalesce(nullIf({_get('attrs', semconv.ERROR_TYPE)}, ''), nullIf(exception[{_q(semconv.EXCEPTION_TYPE)}], ''), "  # noqa: E501
         f"if(Status = {_q(Status.FAILED)}, 'Error', ''))",
-        "InputMessages": "InputMessages",
-        "OutputMessages": "OutputMessages",
+        "LlmMessages": "llm_messages",  # Input and Output are then the messages JSON
         "SystemInstructions": f"if(NodeType = {_q(NodeType.LLM)}, {_get('attrs', semconv.GEN_AI_SYSTEM_INSTRUCTIONS)}, '')",  # noqa: E501
         "Input": "Input",
         "Output": "Output",
@@ -540,8 +539,8 @@ FROM (
 
 def _events_sql() -> str:
     """``normalize._replay_events`` for every normalized span."""
-    inputs = "if(InputMessages != '', JSONExtractArrayRaw(InputMessages), [])"
-    outputs = "if(OutputMessages != '', JSONExtractArrayRaw(OutputMessages), [])"
+    inputs = "if(LlmMessages AND Input != '', JSONExtractArrayRaw(Input), [])"
+    outputs = "if(LlmMessages AND Output != '', JSONExtractArrayRaw(Output), [])"
     last_assistant = f"arrayLastIndex(m -> JSONExtractString(m, 'role') = 'assistant', {inputs})"
     system = _event(_q(EventKind.MESSAGE), "Timestamp", "'system'", content=_system_text("SystemInstructions"))
     llm = (

@@ -110,7 +110,7 @@ class Writer:
         retention: RetentionPolicy,
         metrics: Metrics,
         *,
-        batch_bytes: int = 32 << 20,
+        batch_bytes: int = 16 << 20,
         interval: float = 1.0,
         max_backoff: float = 30.0,
         engine_normalize: bool | None = None,

@@ -49,8 +49,8 @@ class NodeType(StrEnum):
         """Read a node type leniently: ``chain`` is a step, unknown values are ``other``."""
         if not value:
             return cls.OTHER
-        found = _NODE_TYPE_NAMES.get(value)  # as written, most often
-        return found if found is not None else _NODE_TYPE_NAMES.get(value.strip().lower(), cls.OTHER)
+        found = NODE_TYPE_NAMES.get(value)  # as written, most often
+        return found if found is not None else NODE_TYPE_NAMES.get(value.strip().lower(), cls.OTHER)
 
 
 _NODE_TYPE_ALIASES = {
@@ -66,7 +66,8 @@ _NODE_TYPE_ALIASES = {
     "execute_tool": NodeType.TOOL,
     "invoke_agent": NodeType.AGENT,
 }
-_NODE_TYPE_NAMES = {**{t.value: t for t in NodeType}, **_NODE_TYPE_ALIASES}
+# Every name NodeType.parse reads, lowercase (the engine's normalizer reads the same table).
+NODE_TYPE_NAMES = {**{t.value: t for t in NodeType}, **_NODE_TYPE_ALIASES}
 
 
 class EventKind(StrEnum):

@@ -43,8 +43,8 @@ from tracehouse.model import (
 )
 from tracehouse.store.rows import from_ns
 
-_KINDS = {0: "Unspecified", 1: "Internal", 2: "Server", 3: "Client", 4: "Producer", 5: "Consumer"}
-_STATUS = {0: "Unset", 1: "Ok", 2: "Error"}
+SPAN_KINDS = {0: "Unspecified", 1: "Internal", 2: "Server", 3: "Client", 4: "Producer", 5: "Consumer"}
+STATUS_CODES = {0: "Unset", 1: "Ok", 2: "Error"}
 
 
 # --- attribute values ---------------------------------------------------------------------------
@@ -233,7 +233,7 @@ def _messages(attrs: dict[str, str], events: Iterable[Any]) -> _Messages:
 
 # --- node type, run, status -----------------------------------------------------------------------
 
-_OPERATION_TYPES = {
+OPERATION_TYPES = {
     semconv.OP_CHAT: NodeType.LLM,
     semconv.OP_TEXT_COMPLETION: NodeType.LLM,
     semconv.OP_GENERATE_CONTENT: NodeType.LLM,
@@ -244,7 +244,7 @@ _OPERATION_TYPES = {
     semconv.OP_CREATE_AGENT: NodeType.AGENT,
     semconv.OP_INVOKE_WORKFLOW: NodeType.STEP,
 }
-_OI_TYPES = {
+OI_TYPES = {
     semconv.OI_KIND_LLM: NodeType.LLM,
     semconv.OI_KIND_CHAIN: NodeType.STEP,
     semconv.OI_KIND_TOOL: NodeType.TOOL,
@@ -256,13 +256,13 @@ _OI_TYPES = {
     semconv.OI_KIND_EVALUATOR: NodeType.EVALUATOR,
     semconv.OI_KIND_PROMPT: NodeType.STEP,
 }
-_TRACELOOP_TYPES = {
+TRACELOOP_TYPES = {
     semconv.TRACELOOP_KIND_WORKFLOW: NodeType.STEP,
     semconv.TRACELOOP_KIND_TASK: NodeType.STEP,
     semconv.TRACELOOP_KIND_AGENT: NodeType.AGENT,
     semconv.TRACELOOP_KIND_TOOL: NodeType.TOOL,
 }
-_TYPE_OPERATIONS = {
+TYPE_OPERATIONS = {
     NodeType.LLM: semconv.OP_CHAT,
     NodeType.TOOL: semconv.OP_EXECUTE_TOOL,
     NodeType.AGENT: semconv.OP_INVOKE_AGENT,
@@ -275,18 +275,18 @@ def node_type(attrs: dict[str, str]) -> NodeType:
     if attrs.get(semconv.TRACEHOUSE_NODE_TYPE):
         return NodeType.parse(attrs[semconv.TRACEHOUSE_NODE_TYPE])
     operation = attrs.get(semconv.GEN_AI_OPERATION_NAME, "")
-    if operation in _OPERATION_TYPES:
-        return _OPERATION_TYPES[operation]
-    if attrs.get(semconv.OPENINFERENCE_SPAN_KIND, "").upper() in _OI_TYPES:
-        return _OI_TYPES[attrs[semconv.OPENINFERENCE_SPAN_KIND].upper()]
+    if operation in OPERATION_TYPES:
+        return OPERATION_TYPES[operation]
+    if attrs.get(semconv.OPENINFERENCE_SPAN_KIND, "").upper() in OI_TYPES:
+        return OI_TYPES[attrs[semconv.OPENINFERENCE_SPAN_KIND].upper()]
     if attrs.get(semconv.LLM_REQUEST_TYPE):
         return NodeType.EMBEDDING if attrs[semconv.LLM_REQUEST_TYPE] == "embedding" else NodeType.LLM
-    if attrs.get(semconv.TRACELOOP_SPAN_KIND, "") in _TRACELOOP_TYPES:
-        return _TRACELOOP_TYPES[attrs[semconv.TRACELOOP_SPAN_KIND]]
+    if attrs.get(semconv.TRACELOOP_SPAN_KIND, "") in TRACELOOP_TYPES:
+        return TRACELOOP_TYPES[attrs[semconv.TRACELOOP_SPAN_KIND]]
     if attrs.get(semconv.LANGFUSE_OBSERVATION_TYPE):
         return NodeType.parse(attrs[semconv.LANGFUSE_OBSERVATION_TYPE])
     if operation or attrs.get(semconv.GEN_AI_REQUEST_MODEL) or attrs.get(semconv.GEN_AI_SYSTEM):
-        return _OPERATION_TYPES.get(operation, NodeType.LLM)
+        return OPERATION_TYPES.get(operation, NodeType.LLM)
     return NodeType.OTHER
 
 
@@ -417,7 +417,7 @@ def normalize_span(
     trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
     parent = span.parent_span_id.hex()
     kind = node_type(raw)
-    operation = raw.get(semconv.GEN_AI_OPERATION_NAME) or _TYPE_OPERATIONS.get(kind, "")
+    operation = raw.get(semconv.GEN_AI_OPERATION_NAME) or TYPE_OPERATIONS.get(kind, "")
     explicit_run = both.get(semconv.TRACEHOUSE_RUN_ID, "")
     if explicit_run:
         # The span that starts the run: an invoke_agent span (said, not derived from a node
@@ -461,7 +461,7 @@ def normalize_span(
         parent_span_id=parent,
         trace_state=span.trace_state,
         name=span.name,
-        span_kind=_KINDS.get(span.kind, "Unspecified"),
+        span_kind=SPAN_KINDS.get(span.kind, "Unspecified"),
         service_name=resource.get(semconv.SERVICE_NAME, ""),
         scope_name=scope_name,
         scope_version=scope_version,
@@ -480,7 +480,7 @@ def normalize_span(
         ],
         started_at=from_ns(span.start_time_unix_nano),
         duration_ns=max(0, span.end_time_unix_nano - span.start_time_unix_nano),
-        otel_status_code=_STATUS.get(span.status.code, "Unset"),
+        otel_status_code=STATUS_CODES.get(span.status.code, "Unset"),
         status_message=span.status.message or exception.get(semconv.EXCEPTION_MESSAGE, ""),
         run_id=run_id,
         parent_run_id=both.get(semconv.TRACEHOUSE_PARENT_RUN_ID, "") if run_root else "",
@@ -508,7 +508,7 @@ def normalize_span(
 
 # Where each token count is read from, first found wins: GenAI, its earlier names, Traceloop's,
 # OpenInference's.
-_TOKEN_KEYS = {
+TOKEN_KEYS = {
     "input_tokens": (
         semconv.GEN_AI_USAGE_INPUT_TOKENS,
         semconv.GEN_AI_USAGE_PROMPT_TOKENS,
@@ -541,7 +541,7 @@ _LANGFUSE_TOKEN_KEYS = {"input_tokens": ("input", "prompt_tokens"), "output_toke
 
 
 def _usage_and_cost(raw: dict[str, str], kind: NodeType, model: str, price: Pricer) -> tuple[Usage, float]:
-    counts = {field: _int(raw, *keys) for field, keys in _TOKEN_KEYS.items()}
+    counts = {field: _int(raw, *keys) for field, keys in TOKEN_KEYS.items()}
     details = _json(raw.get(semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS, "")) or {}
     for field, keys in _LANGFUSE_TOKEN_KEYS.items():
         counts[field] = counts[field] or _int(details, *keys)

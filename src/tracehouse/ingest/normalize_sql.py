@@ -18,7 +18,7 @@ the Python interpreter free for the receiver meanwhile (the engine releases the 
    temporary table; span rows, replay events and the runs touched are read from it.
 
 Every rule reads the same key tables as the Python normalizer (``normalize.MODEL_KEYS``,
-``_TOKEN_KEYS``, ``_OPERATION_TYPES``...), so a rule has one home; tests/test_normalize_sql.py
+``TOKEN_KEYS``, ``OPERATION_TYPES``...), so a rule has one home; tests/test_normalize_sql.py
 feeds every convention fixture of the normalizer's tests through both paths and compares the
 stored rows. Token costs come from the same pricer, asked for each model's price per token.
 JSON values inside messages (a tool call's arguments) are stored as the engine reads them, which
@@ -40,7 +40,17 @@ from typing import Any
 
 from tracehouse import semconv
 from tracehouse.ingest import normalize as py
-from tracehouse.model import DEFAULT_TENANT, MAX_TTL_DAYS, PREVIEW_CHARS, EventKind, Node, NodeType, Status, Usage
+from tracehouse.model import (
+    DEFAULT_TENANT,
+    MAX_TTL_DAYS,
+    NODE_TYPE_NAMES,
+    PREVIEW_CHARS,
+    EventKind,
+    Node,
+    NodeType,
+    Status,
+    Usage,
+)
 from tracehouse.store import rows, schema
 
 SCHEMA = """
@@ -333,7 +343,7 @@ SETTINGS format_schema = {_q(schema_path + ":Batch")},
 
 def _node_type() -> str:
     """``normalize.node_type``."""
-    names = {name: t.value for name, t in _node_type_names().items()}
+    names = {name: t.value for name, t in NODE_TYPE_NAMES.items()}
     operation = _get("attrs", semconv.GEN_AI_OPERATION_NAME)
     oi_kind = f"upper({_get('attrs', semconv.OPENINFERENCE_SPAN_KIND)})"
     request_type = _get("attrs", semconv.LLM_REQUEST_TYPE)
@@ -343,20 +353,14 @@ def _node_type() -> str:
     values = lambda table: {k: v.value for k, v in table.items()}  # noqa: E731
     return (
         f"multiIf({declared} != '', {_transform(f'lower({_strip(declared)})', names, _q(NodeType.OTHER))}, "
-        f"{operation} IN {_list(py._OPERATION_TYPES)}, {_transform(operation, values(py._OPERATION_TYPES), _NONE)}, "
-        f"{oi_kind} IN {_list(py._OI_TYPES)}, {_transform(oi_kind, values(py._OI_TYPES), _NONE)}, "
+        f"{operation} IN {_list(py.OPERATION_TYPES)}, {_transform(operation, values(py.OPERATION_TYPES), _NONE)}, "
+        f"{oi_kind} IN {_list(py.OI_TYPES)}, {_transform(oi_kind, values(py.OI_TYPES), _NONE)}, "
         f"{request_type} != '', if({request_type} = 'embedding', {_q(NodeType.EMBEDDING)}, {_q(NodeType.LLM)}), "
-        f"{traceloop} IN {_list(py._TRACELOOP_TYPES)}, {_transform(traceloop, values(py._TRACELOOP_TYPES), _NONE)}, "
+        f"{traceloop} IN {_list(py.TRACELOOP_TYPES)}, {_transform(traceloop, values(py.TRACELOOP_TYPES), _NONE)}, "
         f"{langfuse} != '', {_transform(f'lower({_strip(langfuse)})', names, _q(NodeType.OTHER))}, "
         f"{operation} != '' OR {_get('attrs', semconv.GEN_AI_REQUEST_MODEL)} != '' OR "
         f"{_get('attrs', semconv.GEN_AI_SYSTEM)} != '', {_q(NodeType.LLM)}, {_q(NodeType.OTHER)})"
     )
-
-
-def _node_type_names() -> dict[str, NodeType]:
-    from tracehouse.model import _NODE_TYPE_NAMES
-
-    return dict(_NODE_TYPE_NAMES)
 
 
 def _tokens(keys: Sequence[str]) -> str:
@@ -445,11 +449,11 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         f"NodeType = {_q(NodeType.AGENT)} AND SpanAgentName != '', SpanAgentName, "
         f"RunRoot AND {_first_both(py.RUN_NAME_KEYS)} != '', {_first_both(py.RUN_NAME_KEYS)}, RunRoot, SpanAgentName, '')",  # noqa: E501
         "TtlDays": f"toUInt16({_ttl(_both(semconv.TRACEHOUSE_TTL_DAYS), _days('Tenant', {t: r.ttl_days for t, r in tenants.items()}, retention.ttl_days))})",  # noqa: E501
-        "InputTokens": _tokens(py._TOKEN_KEYS["input_tokens"]),
-        "OutputTokens": _tokens(py._TOKEN_KEYS["output_tokens"]),
-        "CacheReadTokens": _tokens(py._TOKEN_KEYS["cache_read_tokens"]),
-        "CacheCreationTokens": _tokens(py._TOKEN_KEYS["cache_creation_tokens"]),
-        "ReasoningTokens": _tokens(py._TOKEN_KEYS["reasoning_tokens"]),
+        "InputTokens": _tokens(py.TOKEN_KEYS["input_tokens"]),
+        "OutputTokens": _tokens(py.TOKEN_KEYS["output_tokens"]),
+        "CacheReadTokens": _tokens(py.TOKEN_KEYS["cache_read_tokens"]),
+        "CacheCreationTokens": _tokens(py.TOKEN_KEYS["cache_creation_tokens"]),
+        "ReasoningTokens": _tokens(py.TOKEN_KEYS["reasoning_tokens"]),
         "Model": _first("attrs", py.MODEL_KEYS),
         "StatedCost": f"toFloat64OrNull({_first('attrs', py.COST_KEYS)})",
     }
@@ -466,14 +470,14 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         "ParentSpanId": "lower(hex(parent_span_id))",
         "TraceState": "trace_state",
         "SpanName": "name",
-        "SpanKind": _by_number("kind", py._KINDS, "Unspecified"),
+        "SpanKind": _by_number("kind", py.SPAN_KINDS, "Unspecified"),
         "ServiceName": f"res[{_q(semconv.SERVICE_NAME)}]",
         "ResourceAttributes": "res",
         "ScopeName": "scope_name",
         "ScopeVersion": "scope_version",
         "SpanAttributes": f"mapFilter((k, v) -> NOT {payload}, attrs)",
         "Duration": "Duration",
-        "StatusCode": _by_number("status_code", py._STATUS, "Unset"),
+        "StatusCode": _by_number("status_code", py.STATUS_CODES, "Unset"),
         "StatusMessage": f"if(status_message != '', status_message, exception[{_q(semconv.EXCEPTION_MESSAGE)}])",
         "EventTimestamps": "arrayMap(t -> fromUnixTimestamp64Nano(toInt64(intDiv(t, 1000) * 1000)), event_ns)",
         "EventNames": "event_names",
@@ -488,7 +492,7 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         "RunRoot": "RunRoot",
         "NodeType": "NodeType",
         "Status": "Status",
-        "OperationName": f"if({operation} != '', {operation}, {_transform('NodeType', {t.value: op for t, op in py._TYPE_OPERATIONS.items()}, _NONE)})",  # noqa: E501
+        "OperationName": f"if({operation} != '', {operation}, {_transform('NodeType', {t.value: op for t, op in py.TYPE_OPERATIONS.items()}, _NONE)})",  # noqa: E501
         "AgentName": "AgentName",
         "ConversationId": _first_both(py.CONVERSATION_KEYS),
         "UserId": _first_both(py.USER_KEYS),

@@ -205,7 +205,7 @@ def _without_what_only_python_reads(payload: bytes) -> bytes:
                 ]  # noqa: E501
                 del span.attributes[:]
                 span.attributes.extend(kept)
-                events = [e for e in span.events if e.name not in sql._LEGACY_MESSAGE_EVENTS]
+                events = [e for e in span.events if e.name not in normalize.LEGACY_MESSAGE_EVENTS]
                 del span.events[:]
                 span.events.extend(events)
     return request.SerializeToString()

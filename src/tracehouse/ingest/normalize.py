@@ -161,20 +161,24 @@ def _flattened_tool_calls(fields: dict[str, str]) -> list[dict]:
     return [calls[i] for i in sorted(calls)]
 
 
+# The per-message span events of GenAI before 1.37: input messages by role, and the answer.
+LEGACY_MESSAGE_ROLES = {
+    semconv.EVENT_GEN_AI_SYSTEM_MESSAGE: "system",
+    semconv.EVENT_GEN_AI_USER_MESSAGE: "user",
+    semconv.EVENT_GEN_AI_ASSISTANT_MESSAGE: "assistant",
+    semconv.EVENT_GEN_AI_TOOL_MESSAGE: "tool",
+}
+LEGACY_MESSAGE_EVENTS = (*LEGACY_MESSAGE_ROLES, semconv.EVENT_GEN_AI_CHOICE)
+
+
 def _legacy_event_messages(events: Iterable[Any]) -> tuple[list[dict], list[dict]]:
     """Messages from the per-message span events of GenAI before 1.37."""
-    roles = {
-        semconv.EVENT_GEN_AI_SYSTEM_MESSAGE: "system",
-        semconv.EVENT_GEN_AI_USER_MESSAGE: "user",
-        semconv.EVENT_GEN_AI_ASSISTANT_MESSAGE: "assistant",
-        semconv.EVENT_GEN_AI_TOOL_MESSAGE: "tool",
-    }
     inputs, outputs = [], []
     for event in events:
         attrs = attributes(event.attributes)
-        if event.name in roles:
+        if event.name in LEGACY_MESSAGE_ROLES:
             content = attrs.get(semconv.MESSAGE_EVENT_CONTENT) or attrs.get(semconv.GEN_AI_PROMPT, "")
-            message = _text_message(roles[event.name], content)
+            message = _text_message(LEGACY_MESSAGE_ROLES[event.name], content)
             call_id = attrs.get(semconv.MESSAGE_EVENT_ID)
             if event.name == semconv.EVENT_GEN_AI_TOOL_MESSAGE and call_id:
                 message["parts"] = [{"type": "tool_call_response", "id": call_id, "response": content}]
@@ -189,6 +193,26 @@ def _legacy_event_messages(events: Iterable[Any]) -> tuple[list[dict], list[dict
                 message["finish_reason"] = attrs[semconv.MESSAGE_EVENT_FINISH_REASON]
             outputs.append(message)
     return inputs, outputs
+
+
+# Flattened messages, ``<prefix>.<n>.<field>``, in the order they are looked for: (prefix, role
+# field, content field) of OpenInference, then of OpenLLMetry/Traceloop.
+FLATTENED_INPUTS = (
+    (semconv.OI_LLM_INPUT_MESSAGES, semconv.OI_MESSAGE_ROLE, semconv.OI_MESSAGE_CONTENT),
+    (semconv.GEN_AI_PROMPT, semconv.FLAT_ROLE, semconv.FLAT_CONTENT),
+)
+FLATTENED_OUTPUTS = (
+    (semconv.OI_LLM_OUTPUT_MESSAGES, semconv.OI_MESSAGE_ROLE, semconv.OI_MESSAGE_CONTENT),
+    (semconv.GEN_AI_COMPLETION, semconv.FLAT_ROLE, semconv.FLAT_CONTENT),
+)
+
+
+def _first_flattened(attrs: dict[str, str], sources: tuple[tuple[str, str, str], ...]) -> list[dict]:
+    for prefix, role_key, content_key in sources:
+        messages = _flattened_messages(attrs, prefix, role_key, content_key)
+        if messages:
+            return messages
+    return []
 
 
 @dataclass
@@ -213,13 +237,9 @@ def _messages(attrs: dict[str, str], events: Iterable[Any]) -> _Messages:
     input_json = stated_inputs if isinstance(inputs, list) and inputs else ""
     output_json = stated_outputs if isinstance(outputs, list) and outputs else ""
     if not isinstance(inputs, list):
-        inputs = _flattened_messages(
-            attrs, semconv.OI_LLM_INPUT_MESSAGES, semconv.OI_MESSAGE_ROLE, semconv.OI_MESSAGE_CONTENT
-        ) or (_flattened_messages(attrs, semconv.GEN_AI_PROMPT, semconv.FLAT_ROLE, semconv.FLAT_CONTENT))
+        inputs = _first_flattened(attrs, FLATTENED_INPUTS)
     if not isinstance(outputs, list):
-        outputs = _flattened_messages(
-            attrs, semconv.OI_LLM_OUTPUT_MESSAGES, semconv.OI_MESSAGE_ROLE, semconv.OI_MESSAGE_CONTENT
-        ) or (_flattened_messages(attrs, semconv.GEN_AI_COMPLETION, semconv.FLAT_ROLE, semconv.FLAT_CONTENT))
+        outputs = _first_flattened(attrs, FLATTENED_OUTPUTS)
     if not inputs and not outputs:
         inputs, outputs = _legacy_event_messages(events)
     return _Messages(

@@ -122,33 +122,32 @@ def _first(map_expr: str, keys: Sequence[str]) -> str:
     return f"arrayFirst(x -> x != '', arrayMap(k -> {map_expr}[k], {_list(keys)}))"
 
 
+def _both_of(key: str) -> str:
+    return f"if(mapContains(attrs, {key}), attrs[{key}], res[{key}])"
+
+
 def _both(key: str) -> str:
     """A key of the span's attributes, else of its resource's (``both`` in the normalizer)."""
-    return f"if(mapContains(attrs, {_q(key)}), attrs[{_q(key)}], res[{_q(key)}])"
+    return _both_of(_q(key))
 
 
 def _first_both(keys: Sequence[str]) -> str:
-    return f"arrayFirst(x -> x != '', arrayMap(k -> if(mapContains(attrs, k), attrs[k], res[k]), {_list(keys)}))"
+    return f"arrayFirst(x -> x != '', arrayMap(k -> {_both_of('k')}, {_list(keys)}))"
 
 
-def _transform(expr: str, table: Mapping[str, Any], default: str) -> str:
-    keys = list(table)
-    if not keys:
-        return default
-    return f"transform({expr}, {_list(keys)}, {_list(str(table[k]) for k in keys)}, {default})"
+def _literal(value: str | float) -> str:
+    return _q(value) if isinstance(value, str) else repr(value)
 
 
-def _days(expr: str, table: Mapping[str, int], default: int) -> str:
-    """A tenant's retention in days, from a small table."""
-    keys = list(table)
-    if not keys:
-        return str(default)
-    return f"transform({expr}, {_list(keys)}, [{', '.join(str(table[k]) for k in keys)}]::Array(Int64), {default})"
-
-
-def _by_number(expr: str, table: Mapping[int, str], default: str) -> str:
-    keys = sorted(table)
-    return f"transform(toInt64({expr}), [{', '.join(map(str, keys))}], {_list(table[k] for k in keys)}, {_q(default)})"
+def _lookup(expr: str, table: Mapping[Any, str | float], default: str | float, array_type: str = "") -> str:
+    """``table.get(expr, default)`` for a small table of literals (``array_type`` casts the
+    values, where numbers of mixed spelling would not share a type)."""
+    if not table:
+        return _literal(default)
+    keys = ", ".join(_literal(k) for k in table)
+    values = ", ".join(_literal(v) for v in table.values())
+    cast = f"::Array({array_type})" if array_type else ""
+    return f"transform({expr}, [{keys}], [{values}]{cast}, {_literal(default)})"
 
 
 def _strip(expr: str) -> str:
@@ -168,36 +167,41 @@ def _float_text(d: str) -> str:
     return f"if({d} = trunc({d}), concat(toString(toInt64({d})), '.0'), toString({d}))"
 
 
-def _scalar_json(v: str) -> str:
-    """An array element as json.dumps writes it."""
+def _encoded(v: str, string: str, by: str, rest: str) -> str:
+    """A value's text by the member it has set: ``string`` and ``by`` (bytes, as hex) say how
+    strings and bytes are written, ``rest`` what follows (more branches and the default)."""
     return (
-        f"multiIf({v}.s IS NOT NULL, toJSONString(assumeNotNull({v}.s)), "
+        f"multiIf({v}.s IS NOT NULL, {string}, "
         f"{v}.b IS NOT NULL, if(assumeNotNull({v}.b), 'true', 'false'), "
         f"{v}.i IS NOT NULL, toString(assumeNotNull({v}.i)), "
         f"{v}.d IS NOT NULL, {_float_text(f'assumeNotNull({v}.d)')}, "
-        f"{v}.by IS NOT NULL, concat('\"', lower(hex(assumeNotNull({v}.by))), '\"'), 'null')"
+        f"{v}.by IS NOT NULL, {by}, {rest})"
+    )
+
+
+def _scalar_json(v: str) -> str:
+    """An array element as json.dumps writes it."""
+    return _encoded(
+        v, f"toJSONString(assumeNotNull({v}.s))", f"concat('\"', lower(hex(assumeNotNull({v}.by))), '\"')", "'null'"
     )
 
 
 def _value(v: str) -> str:
     """An attribute value as ``normalize.attribute_string`` writes it."""
-    return (
-        f"multiIf({v}.s IS NOT NULL, assumeNotNull({v}.s), "
-        f"{v}.b IS NOT NULL, if(assumeNotNull({v}.b), 'true', 'false'), "
-        f"{v}.i IS NOT NULL, toString(assumeNotNull({v}.i)), "
-        f"{v}.d IS NOT NULL, {_float_text(f'assumeNotNull({v}.d)')}, "
-        f"{v}.by IS NOT NULL, lower(hex(assumeNotNull({v}.by))), "
-        f"{v}.kv IS NOT NULL, '', "
-        f"concat('[', arrayStringConcat(arrayMap(x -> {_scalar_json('x')}, {v}.arr.values), ','), ']'))"
-    )
+    array = f"concat('[', arrayStringConcat(arrayMap(x -> {_scalar_json('x')}, {v}.arr.values), ','), ']')"
+    rest = f"{v}.kv IS NOT NULL, '', {array}"  # a map value: for Python (flagged)
+    return _encoded(v, f"assumeNotNull({v}.s)", f"lower(hex(assumeNotNull({v}.by)))", rest)
+
+
+def _odd_float(v: str) -> str:
+    return f"({v}.d IS NOT NULL AND NOT {_float_ok(f'assumeNotNull({v}.d)')})"
 
 
 def _odd_value(v: str) -> str:
     """A value only the Python normalizer encodes right."""
     return (
-        f"({v}.kv IS NOT NULL OR ({v}.d IS NOT NULL AND NOT {_float_ok(f'assumeNotNull({v}.d)')}) OR "
-        f"arrayExists(x -> x.arr IS NOT NULL OR x.kv IS NOT NULL OR "
-        f"(x.d IS NOT NULL AND NOT {_float_ok('assumeNotNull(x.d)')}), {v}.arr.values))"
+        f"({v}.kv IS NOT NULL OR {_odd_float(v)} OR "
+        f"arrayExists(x -> x.arr IS NOT NULL OR x.kv IS NOT NULL OR {_odd_float('x')}, {v}.arr.values))"
     )
 
 
@@ -293,20 +297,10 @@ def _message_events(message: str, when: str) -> str:
 
 # --- the statements ------------------------------------------------------------------------------
 
-_FLATTENED_PREFIXES = (
-    semconv.OI_LLM_INPUT_MESSAGES + ".",
-    semconv.OI_LLM_OUTPUT_MESSAGES + ".",
-    semconv.GEN_AI_PROMPT + ".",
-    semconv.GEN_AI_COMPLETION + ".",
-)
+# What only the Python normalizer reads: flattened messages, per-message events (above them in
+# normalize), and Langfuse's usage and cost JSON.
+_FLATTENED_PREFIXES = tuple(prefix + "." for prefix, _, _ in (*py.FLATTENED_INPUTS, *py.FLATTENED_OUTPUTS))
 _PYTHON_ONLY_KEYS = (semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS, semconv.LANGFUSE_OBSERVATION_COST_DETAILS)
-_LEGACY_MESSAGE_EVENTS = (
-    semconv.EVENT_GEN_AI_SYSTEM_MESSAGE,
-    semconv.EVENT_GEN_AI_USER_MESSAGE,
-    semconv.EVENT_GEN_AI_ASSISTANT_MESSAGE,
-    semconv.EVENT_GEN_AI_TOOL_MESSAGE,
-    semconv.EVENT_GEN_AI_CHOICE,
-)
 
 
 def _stage_sql(path: str, schema_path: str) -> str:
@@ -315,7 +309,7 @@ def _stage_sql(path: str, schema_path: str) -> str:
     python_only = (
         f"{_odd_attributes('s.attributes')} OR {_odd_attributes('rs.resource.attributes')} OR "
         f"arrayExists(k -> {prefixes} OR has({_list(_PYTHON_ONLY_KEYS)}, k), {keys}) OR "
-        f"arrayExists(e -> has({_list(_LEGACY_MESSAGE_EVENTS)}, e.name) OR {_odd_attributes('e.attributes')}, s.events) OR "  # noqa: E501
+        f"arrayExists(e -> has({_list(py.LEGACY_MESSAGE_EVENTS)}, e.name) OR {_odd_attributes('e.attributes')}, s.events) OR "  # noqa: E501
         f"arrayExists(l -> {_odd_attributes('l.attributes')}, s.links)"
     )
     return f"""
@@ -352,12 +346,12 @@ def _node_type() -> str:
     declared = _get("attrs", semconv.TRACEHOUSE_NODE_TYPE)
     values = lambda table: {k: v.value for k, v in table.items()}  # noqa: E731
     return (
-        f"multiIf({declared} != '', {_transform(f'lower({_strip(declared)})', names, _q(NodeType.OTHER))}, "
-        f"{operation} IN {_list(py.OPERATION_TYPES)}, {_transform(operation, values(py.OPERATION_TYPES), _NONE)}, "
-        f"{oi_kind} IN {_list(py.OI_TYPES)}, {_transform(oi_kind, values(py.OI_TYPES), _NONE)}, "
+        f"multiIf({declared} != '', {_lookup(f'lower({_strip(declared)})', names, NodeType.OTHER.value)}, "
+        f"{operation} IN {_list(py.OPERATION_TYPES)}, {_lookup(operation, values(py.OPERATION_TYPES), '')}, "
+        f"{oi_kind} IN {_list(py.OI_TYPES)}, {_lookup(oi_kind, values(py.OI_TYPES), '')}, "
         f"{request_type} != '', if({request_type} = 'embedding', {_q(NodeType.EMBEDDING)}, {_q(NodeType.LLM)}), "
-        f"{traceloop} IN {_list(py.TRACELOOP_TYPES)}, {_transform(traceloop, values(py.TRACELOOP_TYPES), _NONE)}, "
-        f"{langfuse} != '', {_transform(f'lower({_strip(langfuse)})', names, _q(NodeType.OTHER))}, "
+        f"{traceloop} IN {_list(py.TRACELOOP_TYPES)}, {_lookup(traceloop, values(py.TRACELOOP_TYPES), '')}, "
+        f"{langfuse} != '', {_lookup(f'lower({_strip(langfuse)})', names, NodeType.OTHER.value)}, "
         f"{operation} != '' OR {_get('attrs', semconv.GEN_AI_REQUEST_MODEL)} != '' OR "
         f"{_get('attrs', semconv.GEN_AI_SYSTEM)} != '', {_q(NodeType.LLM)}, {_q(NodeType.OTHER)})"
     )
@@ -386,9 +380,10 @@ class Prices:
     def ask(cls, models: Iterable[str], price: py.Pricer) -> Prices:
         found = {}
         for model in models:
-            if model and price(model, 1, 0, 0, 0) is not None:
+            per_input = price(model, 1, 0, 0, 0) if model else None
+            if per_input is not None:
                 found[model] = (
-                    price(model, 1, 0, 0, 0) or 0.0,
+                    per_input,
                     price(model, 0, 1, 0, 0) or 0.0,
                     price(model, 1, 0, 1, 0) or 0.0,
                     price(model, 0, 0, 0, 1) or 0.0,
@@ -396,11 +391,7 @@ class Prices:
         return cls(found)
 
     def cost(self, model: str, index: int) -> str:
-        table = {m: repr(p[index]) for m, p in self.models.items()}
-        keys = list(table)
-        if not keys:
-            return "0."
-        return f"transform({model}, {_list(keys)}, [{', '.join(table[k] for k in keys)}]::Array(Float64), 0.)"
+        return _lookup(model, {m: p[index] for m, p in self.models.items()}, 0.0, "Float64")
 
 
 def _layer(columns: Mapping[str, str]) -> str:
@@ -448,7 +439,7 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         f"NodeType = {_q(NodeType.AGENT)} AND {_first('attrs', py.AGENT_NODE_KEYS)} != '', {_first('attrs', py.AGENT_NODE_KEYS)}, "  # noqa: E501
         f"NodeType = {_q(NodeType.AGENT)} AND SpanAgentName != '', SpanAgentName, "
         f"RunRoot AND {_first_both(py.RUN_NAME_KEYS)} != '', {_first_both(py.RUN_NAME_KEYS)}, RunRoot, SpanAgentName, '')",  # noqa: E501
-        "TtlDays": f"toUInt16({_ttl(_both(semconv.TRACEHOUSE_TTL_DAYS), _days('Tenant', {t: r.ttl_days for t, r in tenants.items()}, retention.ttl_days))})",  # noqa: E501
+        "TtlDays": f"toUInt16({_ttl(_both(semconv.TRACEHOUSE_TTL_DAYS), _lookup('Tenant', {t: r.ttl_days for t, r in tenants.items()}, retention.ttl_days, 'Int64'))})",  # noqa: E501
         "InputTokens": _tokens(py.TOKEN_KEYS["input_tokens"]),
         "OutputTokens": _tokens(py.TOKEN_KEYS["output_tokens"]),
         "CacheReadTokens": _tokens(py.TOKEN_KEYS["cache_read_tokens"]),
@@ -470,14 +461,14 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         "ParentSpanId": "lower(hex(parent_span_id))",
         "TraceState": "trace_state",
         "SpanName": "name",
-        "SpanKind": _by_number("kind", py.SPAN_KINDS, "Unspecified"),
+        "SpanKind": _lookup("toInt64(kind)", py.SPAN_KINDS, "Unspecified"),
         "ServiceName": f"res[{_q(semconv.SERVICE_NAME)}]",
         "ResourceAttributes": "res",
         "ScopeName": "scope_name",
         "ScopeVersion": "scope_version",
         "SpanAttributes": f"mapFilter((k, v) -> NOT {payload}, attrs)",
         "Duration": "Duration",
-        "StatusCode": _by_number("status_code", py.STATUS_CODES, "Unset"),
+        "StatusCode": _lookup("toInt64(status_code)", py.STATUS_CODES, "Unset"),
         "StatusMessage": f"if(status_message != '', status_message, exception[{_q(semconv.EXCEPTION_MESSAGE)}])",
         "EventTimestamps": "arrayMap(t -> fromUnixTimestamp64Nano(toInt64(intDiv(t, 1000) * 1000)), event_ns)",
         "EventNames": "event_names",
@@ -492,7 +483,7 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         "RunRoot": "RunRoot",
         "NodeType": "NodeType",
         "Status": "Status",
-        "OperationName": f"if({operation} != '', {operation}, {_transform('NodeType', {t.value: op for t, op in py.TYPE_OPERATIONS.items()}, _NONE)})",  # noqa: E501
+        "OperationName": f"if({operation} != '', {operation}, {_lookup('NodeType', {t.value: op for t, op in py.TYPE_OPERATIONS.items()}, '')})",  # noqa: E501
         "AgentName": "AgentName",
         "ConversationId": _first_both(py.CONVERSATION_KEYS),
         "UserId": _first_both(py.USER_KEYS),
@@ -515,7 +506,7 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         "OutputPreview": _preview("Output"),
         "PayloadAttributes": f"mapFilter((k, v) -> {payload}, attrs)",
         "TtlDays": "TtlDays",
-        "PayloadTtlDays": f"toUInt16(least(TtlDays, {_days('Tenant', {t: r.payload_ttl_days for t, r in tenants.items()}, retention.payload_ttl_days)}))",  # noqa: E501
+        "PayloadTtlDays": f"toUInt16(least(TtlDays, {_lookup('Tenant', {t: r.payload_ttl_days for t, r in tenants.items()}, retention.payload_ttl_days, 'Int64')}))",  # noqa: E501
         "ToolName": f"coalesce(nullIf({_first('attrs', py.TOOL_NAME_KEYS)}, ''), {_strip(_removeprefix('name', semconv.OP_EXECUTE_TOOL))})",  # noqa: E501
         "ToolCallId": _first("attrs", py.TOOL_CALL_ID_KEYS),
         "EndedAt": "fromUnixTimestamp64Nano(toInt64(intDiv(start_ns, 1000) * 1000) + toInt64(roundBankers(Duration / 1000)) * 1000)",  # noqa: E501

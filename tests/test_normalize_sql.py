@@ -202,7 +202,7 @@ def _without_what_only_python_reads(payload: bytes) -> bytes:
                     kv
                     for kv in span.attributes
                     if not (kv.key.startswith(sql._FLATTENED_PREFIXES) or kv.key in sql._PYTHON_ONLY_KEYS)
-                ]  # noqa: E501
+                ]
                 del span.attributes[:]
                 span.attributes.extend(kept)
                 events = [e for e in span.events if e.name not in normalize.LEGACY_MESSAGE_EVENTS]

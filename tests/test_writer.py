@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.trace import Status, StatusCode
 from otel_helpers import Recorder
 
 from tracehouse import semconv
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.spool import KIND_TRACES, Spool
 from tracehouse.ingest.writer import RetentionPolicy, Writer
-from tracehouse.store import schema
+from tracehouse.store import rollups, schema
 
 
 def _request(run_id: str) -> bytes:
@@ -158,4 +159,86 @@ def test_the_engine_and_python_share_a_batch_and_its_run_refresh(store, tmp_path
     writer.write(spool.read(spool.committed))
     assert metrics.engine_fallbacks._value.get() == 1
     assert ("run-next", 1) in _stored_runs(store)
+    spool.close()
+
+
+def _run_spans(run_id: str, *, root: bool = True, calls: int = 2) -> bytes:
+    """A run in the shapes a run row reads: metadata, user and conversation on the root, priced
+    LLM calls, a failed tool (or, with ``root=False``, the children alone: a run still going)."""
+    rec = Recorder()
+    common = {semconv.TRACEHOUSE_RUN_ID: run_id, semconv.GEN_AI_CONVERSATION_ID: f"conv-{run_id}"}
+    root_attributes = {
+        **common,
+        semconv.GEN_AI_OPERATION_NAME: "invoke_agent",
+        semconv.GEN_AI_AGENT_NAME: "planner",
+        semconv.TRACEHOUSE_RUN_METADATA + ".ticket": "T-1",
+        semconv.USER_ID: "ada",
+    }
+
+    def children():
+        for n in range(calls):
+            with rec.span(
+                "chat gpt-4o",
+                **common,
+                **{
+                    semconv.GEN_AI_OPERATION_NAME: "chat",
+                    semconv.GEN_AI_REQUEST_MODEL: "gpt-4o",
+                    semconv.GEN_AI_USAGE_INPUT_TOKENS: 100 + n,
+                    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 10,
+                },
+            ):
+                pass
+        with rec.span("execute_tool search", **common, **{semconv.GEN_AI_OPERATION_NAME: "execute_tool"}) as tool:
+            tool.set_status(Status(StatusCode.ERROR, "no results"))
+
+    if root:
+        with rec.span("invoke_agent planner", **root_attributes):
+            children()
+    else:
+        with rec.span("step", **common):  # a parent so the children share a trace
+            children()
+    return encode_spans(rec.exporter.get_finished_spans()).SerializeToString()
+
+
+def _run_rows(store) -> list[tuple]:
+    columns = ", ".join(c for c in rollups.RUN_COLUMNS if c != "Version")
+    return store.query(f"SELECT {columns} FROM {store.table(schema.RUNS)} FINAL ORDER BY Tenant, RunId")
+
+
+def test_new_runs_are_computed_from_the_batch_as_from_the_stored_spans(store, tmp_path):
+    spool = Spool(str(tmp_path / "spool"))
+    writer = Writer(store, spool, RetentionPolicy(store, 30), Metrics(), engine_normalize=True)
+    complete = _run_spans("run-complete")
+    spool.append(KIND_TRACES, "default", complete)
+    spool.append(KIND_TRACES, "default", complete)  # delivered twice in one batch: counted once
+    spool.append(KIND_TRACES, "acme", _run_spans("run-other-tenant", calls=1))
+    spool.append(KIND_TRACES, "default", _run_spans("run-going", root=False))
+    calls = []
+    original = store.client.command
+    store.client.command = lambda sql, *a, **k: (calls.append(sql), original(sql, *a, **k))[1]
+    try:
+        writer.write(spool.read(spool.committed))
+    finally:
+        store.client.command = original
+    # Every run was new: none was recomputed from the spans table.
+    assert not any("FINAL" in sql and store.table(schema.SPANS) in sql for sql in calls)
+    from_batch = _run_rows(store)
+    assert [(r[0], r[1]) for r in from_batch] == [
+        ("acme", "run-other-tenant"),
+        ("default", "run-complete"),
+        ("default", "run-going"),
+    ]
+    complete_row = dict(zip(rollups.RUN_COLUMNS, from_batch[1], strict=False))
+    assert complete_row["LlmCalls"] == 2 and complete_row["InputTokens"] == 201 and complete_row["FailedNodes"] == 1
+    assert complete_row["Metadata"] == {"ticket": "T-1"} and complete_row["CostUsd"] > 0
+    # The same runs recomputed from the stored (deduplicated) spans give the same rows.
+    started = {(tenant, run_id): row[10] for row in from_batch for tenant, run_id in [row[:2]]}
+    store.refresh_runs(started)
+    assert _run_rows(store) == from_batch
+    # A run that has a row is recomputed from the spans table: its root came in a later batch.
+    spool.append(KIND_TRACES, "default", _run_spans("run-going", calls=1))
+    writer.write(spool.read(spool.committed))
+    going = dict(zip(rollups.RUN_COLUMNS, _run_rows(store)[2], strict=False))
+    summary = (going["RunId"], going["Status"], going["LlmCalls"], going["FailedNodes"])
+    assert summary == ("run-going", "completed", 3, 2)
     spool.close()

@@ -52,6 +52,7 @@ from tracehouse.model import (
     Usage,
 )
 from tracehouse.store import rows, schema
+from tracehouse.store.rollups import BatchSpans
 
 SCHEMA = """
 syntax = "proto3";
@@ -638,6 +639,7 @@ class Result:
     python_records: set[int]  # indexes of the payloads to normalize in Python
     runs: dict[tuple[str, str], datetime]  # the runs touched, each with its earliest start
     live: list[Node]  # light nodes for batch listeners, when asked for
+    batch: BatchSpans  # the span rows stored, for the run refresh, until :meth:`EngineNormalizer.release`
 
 
 class EngineNormalizer:
@@ -670,14 +672,16 @@ class EngineNormalizer:
         live: bool = False,
     ) -> Result:
         """Normalize and insert ``(tenant, export request bytes)`` payloads; those the engine
-        leaves to Python are named in the result, nothing of them is stored. Raises
-        :class:`EngineCannotRead`, having stored nothing, when the engine cannot parse them."""
+        leaves to Python are named in the result, nothing of them is stored. The stored span
+        rows stay in a temporary table (``Result.batch``) for the run refresh: call
+        :meth:`release` after it. Raises :class:`EngineCannotRead`, having stored nothing, when
+        the engine cannot parse them."""
         fd, path = tempfile.mkstemp(prefix=_BATCH_PREFIX, suffix=".bin", dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as f:
                 for index, (tenant, payload) in enumerate(payloads):
                     f.write(frame(payload, tenant, index))
-            self._drop()
+            self.release()
             try:
                 self._command(_stage_sql(path, self.schema_path))
             except Exception as exc:
@@ -690,6 +694,7 @@ class EngineNormalizer:
             engine_rows = f"record NOT IN ({', '.join(map(str, sorted(python_records)))})" if python_records else "1"
             models = [m for (m,) in self.store.query(self._models_sql(engine_rows))]
             self._command(_normalize_sql(retention, tenants, Prices.ask(models, self.price), engine_rows))
+            self._command(f"DROP TEMPORARY TABLE {STAGE}")  # its memory is free for the inserts
             token = (
                 (lambda kind: {"insert_deduplication_token": f"{dedup_token}:{kind}"})
                 if dedup_token
@@ -704,9 +709,11 @@ class EngineNormalizer:
                 )
             }
             spans = self.store.query(f"SELECT count() FROM {NORMALIZED}")[0][0]
-            return Result(spans, python_records, runs, self._live() if live else [])
-        finally:
-            self._drop()
+            batch = BatchSpans(NORMALIZED, frozenset(runs))
+            return Result(spans, python_records, runs, self._live() if live else [], batch)
+        except BaseException:
+            self.release()
+            raise
 
     def _models_sql(self, engine_rows: str) -> str:
         return f"SELECT DISTINCT {_first('attrs', py.MODEL_KEYS)} AS model FROM {STAGE} WHERE {engine_rows} AND model != ''"  # noqa: E501
@@ -739,6 +746,7 @@ class EngineNormalizer:
             )
         return nodes
 
-    def _drop(self) -> None:
+    def release(self) -> None:
+        """Drop the batch's tables: after the runs it touched are refreshed (``Result.batch``)."""
         for table in (STAGE, NORMALIZED):
             self._command(f"DROP TEMPORARY TABLE IF EXISTS {table}")

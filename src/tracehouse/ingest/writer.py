@@ -23,10 +23,10 @@ from tracehouse import pricing
 from tracehouse.ingest import otlp
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.normalize import Retention, normalize_logs, normalize_spans
-from tracehouse.ingest.normalize_sql import EngineCannotRead, EngineNormalizer
+from tracehouse.ingest.normalize_sql import EngineCannotRead, EngineNormalizer, Result
 from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Record, Spool
 from tracehouse.model import Event, LogRecord, Node
-from tracehouse.store import Store, schema
+from tracehouse.store import BatchSpans, Store, schema
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,15 @@ def store_payloads(
     *,
     dedup_token: str | None = None,
     runs: Mapping[tuple[str, str], datetime] | None = None,
+    batch: BatchSpans | None = None,
 ) -> tuple[list[Node], list[Event]]:
     """Decode, normalize and store OTLP export requests: ``(kind, tenant, protobuf bytes)``,
     where an empty tenant lets each span name its own (a server without API keys).
 
     The Python path from OTLP bytes to the store: the writer uses it for spooled requests the
     engine does not normalize, and the instrumentation's in-process mode for the spans it
-    exports. ``runs`` are more runs to refresh (stored by the engine path in the same batch).
+    exports. ``runs`` are more runs to refresh (stored by the engine path in the same batch,
+    whose span rows ``batch`` holds).
     Returns what was stored.
     """
     nodes: list[Node] = []
@@ -94,7 +96,7 @@ def store_payloads(
                 logs += normalize_logs(request.resource_logs, tenant=tenant, retention_for=retention)
         except Exception:  # a payload that cannot be read now never will be: skip it, loudly
             log.exception("skipping an unreadable OTLP payload of tenant %r", tenant)
-    store.write(nodes, events, logs, dedup_token=dedup_token, runs=runs)
+    store.write(nodes, events, logs, dedup_token=dedup_token, runs=runs, batch=batch)
     return nodes, events
 
 
@@ -203,15 +205,13 @@ class Writer:
 
     # --- one batch -----------------------------------------------------------------------------
 
-    def _store_in_engine(
-        self, payloads: list[tuple[int, str, bytes]], token: str
-    ) -> tuple[list[tuple[int, str, bytes]], dict[tuple[str, str], datetime], list[Node]]:
-        """Store the trace payloads the engine normalizes; return the payloads left for Python,
-        the runs the engine touched and, when listeners want them, its nodes."""
+    def _store_in_engine(self, payloads: list[tuple[int, str, bytes]], token: str) -> Result | None:
+        """Store the trace payloads the engine normalizes (None: the engine normalizes none);
+        the result names the payloads left for Python."""
         engine = self._engine_for(self.store)
         traces = [i for i, (kind, _, _) in enumerate(payloads) if kind == KIND_TRACES]
         if engine is None or not traces:
-            return payloads, {}, []
+            return None
         default, tenants = self.retention.table()
         try:
             result = engine.store_traces(
@@ -220,9 +220,9 @@ class Writer:
         except EngineCannotRead as exc:
             log.warning("the engine cannot read this batch (%s); normalizing it in Python", str(exc)[:300])
             self.metrics.engine_fallbacks.inc()
-            return payloads, {}, []
-        left = {traces[i] for i in result.python_records}
-        return [p for i, p in enumerate(payloads) if p[0] != KIND_TRACES or i in left], result.runs, result.live
+            return None
+        result.python_records = {traces[i] for i in result.python_records}
+        return result
 
     def _engine_for(self, store: Store) -> EngineNormalizer | None:
         use = store.address.embedded if self.engine_normalize is None else self.engine_normalize
@@ -238,9 +238,18 @@ class Writer:
             log.info("connected to the store %s", self.store.address.describe())
         token = f"spool:{records[0].position}-{records[-1].end}"
         payloads = [(r.kind, r.tenant, r.payload) for r in records]
-        payloads, runs, live = self._store_in_engine(payloads, token)
-        nodes, events = store_payloads(self.store, payloads, self.retention.for_tenant, dedup_token=token, runs=runs)
-        nodes = live + nodes
+        stored = self._store_in_engine(payloads, token)
+        if stored is None:
+            nodes, events = store_payloads(self.store, payloads, self.retention.for_tenant, dedup_token=token)
+        else:
+            try:
+                left = [p for i, p in enumerate(payloads) if p[0] != KIND_TRACES or i in stored.python_records]
+                nodes, events = store_payloads(
+                    self.store, left, self.retention.for_tenant, dedup_token=token, runs=stored.runs, batch=stored.batch
+                )
+            finally:
+                self._engine.release()
+            nodes = stored.live + nodes
         self.spool.commit(records[-1].end, len(records))
         now_ns = time.time_ns()
         self.metrics.batch_rows.observe(len(nodes))

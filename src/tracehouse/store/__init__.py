@@ -17,9 +17,11 @@ from tracehouse.model import Event, LogRecord, Node
 from tracehouse.store import migrations, rollups, rows, schema
 from tracehouse.store.client import StoreBusyError, StoreError, connect
 from tracehouse.store.dsn import DEFAULT_DSN, DSNError, StoreAddress, parse_dsn
+from tracehouse.store.rollups import BatchSpans
 from tracehouse.store.schema import Layout
 
 __all__ = [
+    "BatchSpans",
     "DEFAULT_DSN",
     "DSNError",
     "Layout",
@@ -107,9 +109,12 @@ class Store:
     def insert_logs(self, records: Iterable[LogRecord], *, dedup_token: str | None = None) -> int:
         return self._insert(schema.LOGS, rows.LOG_COLUMNS, [rows.log_row(r) for r in records], dedup_token)
 
-    def refresh_runs(self, seen: Mapping[tuple[str, str], datetime]) -> set[tuple[str, date]]:
-        """Recompute runs that received spans: ``(tenant, run_id)`` -> earliest start just written."""
-        return rollups.refresh_runs(self.client, self.layout, seen)
+    def refresh_runs(
+        self, seen: Mapping[tuple[str, str], datetime], batch: BatchSpans | None = None
+    ) -> set[tuple[str, date]]:
+        """Recompute runs that received spans: ``(tenant, run_id)`` -> earliest start just written
+        (new runs of ``batch`` from that table: :func:`rollups.refresh_runs`)."""
+        return rollups.refresh_runs(self.client, self.layout, seen, batch)
 
     def refresh_agent_daily(self, days: Iterable[tuple[str, date]]) -> None:
         rollups.refresh_agent_daily(self.client, self.layout, days)
@@ -122,15 +127,19 @@ class Store:
         *,
         dedup_token: str | None = None,
         runs: Mapping[tuple[str, str], datetime] | None = None,
+        batch: BatchSpans | None = None,
     ) -> None:
         """Insert a batch and bring the run rows and daily rollups it touches up to date (and
-        those of ``runs``: more runs touched, each with its earliest start just written)."""
+        those of ``runs``: more runs touched, each with its earliest start just written, whose
+        spans ``batch`` may hold)."""
         token = (lambda kind: f"{dedup_token}:{kind}") if dedup_token else (lambda kind: None)
         self.insert_spans(nodes, dedup_token=token("spans"))
         self.insert_events(events, dedup_token=token("events"))
         self.insert_logs(logs, dedup_token=token("logs"))
         seen = runs_seen(nodes)
+        if batch is not None:  # a run with spans among ``nodes`` too is not all in the batch table
+            batch = BatchSpans(batch.table, batch.runs - seen.keys())
         for key, started in (runs or {}).items():
             seen[key] = min(started, seen.get(key, started))
         if seen:
-            self.refresh_agent_daily(self.refresh_runs(seen))
+            self.refresh_agent_daily(self.refresh_runs(seen, batch))

@@ -8,7 +8,9 @@ thousands of runs) and :func:`refresh_agent_daily` for the days those runs touch
 
 A refresh reads only the spans that can belong to its runs: those starting at or after the
 run's earliest known start (the older of its row in ``runs`` and its spans in the batch). The
-spans table is sorted by time first, so that bound keeps a refresh to recent granules.
+spans table is sorted by time first, so that bound keeps a refresh to recent granules. A run
+that has no row yet is computed from the batch that brought it, when the writer has the batch's
+span rows in a table of their own (the engine normalizer's): no spans table read at all.
 
 Run totals count LLM-call nodes only (``NodeType = 'llm'``): agent spans that repeat their
 children's usage are not summed again, and a sub-agent run's calls belong to the sub-run.
@@ -17,6 +19,7 @@ children's usage are not summed again, and a sub-agent run's calls belong to the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from string import Template
 from typing import Any
@@ -52,7 +55,7 @@ def _prefer(column: str) -> str:
     return f"argMax({column}, ({column} != '', RunRoot))"
 
 
-_REFRESH_RUNS = f"""
+_RUN_ROWS = f"""
 INSERT INTO $runs ({", ".join(RUN_COLUMNS)})
 SELECT {", ".join("r_" + c for c in RUN_COLUMNS)}
 FROM
@@ -93,11 +96,23 @@ FROM
             AS r_Metadata,
         if(has_root, anyIf(TtlDays, RunRoot), max(TtlDays)) AS r_TtlDays,
         toUInt64(toUnixTimestamp64Nano(now64(9))) AS r_Version
-    FROM $spans FINAL
-    WHERE {_KEYS} AND Timestamp >= {{since:DateTime64(9)}}
+    FROM $source
+    WHERE $where
     GROUP BY Tenant, RunId
 )
 """
+
+# A run's row recomputed from its stored spans (deduplicated), from its earliest start on.
+_REFRESH_RUNS = Template(_RUN_ROWS).safe_substitute(
+    source="$spans FINAL", where=f"{_KEYS} AND Timestamp >= {{since:DateTime64(9)}}"
+)
+
+# A new run's row computed from the batch that brings all its spans: a table of canonical span
+# rows that were just inserted, duplicates within it counted once (as FINAL would).
+_BATCH_RUNS = Template(_RUN_ROWS).safe_substitute(
+    source=f"(SELECT * FROM $batch LIMIT 1 BY {schema.SPANS_TABLE.order_by.strip('()')})",
+    where=f"(Tenant, RunId) IN (SELECT Tenant, RunId FROM {KEYS_TABLE})",
+)
 
 # The earliest start each run is known by: spans older than it cannot belong to the run.
 _KNOWN_STARTS = f"""
@@ -175,6 +190,15 @@ GROUP BY Tenant, Day, AgentName
 """
 
 
+@dataclass(frozen=True)
+class BatchSpans:
+    """A (temporary) table of span rows just inserted, with the spans table's columns, and
+    the runs whose spans of the batch it holds all of."""
+
+    table: str
+    runs: frozenset[tuple[str, str]]
+
+
 def _table_names(layout: Layout) -> dict[str, str]:
     return {
         "spans": layout.table(schema.SPANS),
@@ -193,10 +217,19 @@ def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
         yield items[start : start + size]
 
 
-def refresh_runs(client: Any, layout: Layout, seen: Mapping[tuple[str, str], datetime]) -> set[tuple[str, date]]:
+def refresh_runs(
+    client: Any,
+    layout: Layout,
+    seen: Mapping[tuple[str, str], datetime],
+    batch: BatchSpans | None = None,
+) -> set[tuple[str, date]]:
     """Recompute the rows of runs that received spans; return the (tenant, day)s touched.
 
     ``seen`` maps each ``(tenant, run_id)`` to the earliest start among its spans just written.
+    ``batch`` names a table holding the canonical rows of spans just inserted and the runs all
+    of whose spans of the batch are in it: such a run that has no row yet gets one computed from
+    that table, without reading the spans table (a run without a row has no committed spans:
+    every batch that stores spans refreshes their runs before it is committed).
     """
     names = _table_names(layout)
     refresh, known, tombstones, run_days = (
@@ -208,8 +241,15 @@ def refresh_runs(client: Any, layout: Layout, seen: Mapping[tuple[str, str], dat
     for chunk in _chunks(sorted(seen)):
         since = {key: _naive_utc(seen[key]) for key in chunk}
         _load_keys(client, since)
-        for tenant, run_id, started in client.query(known).result_rows:
-            since[(tenant, run_id)] = min(since[(tenant, run_id)], started)
+        known_starts = {(tenant, run_id): started for tenant, run_id, started in client.query(known).result_rows}
+        new = {key: start for key, start in since.items() if batch and key not in known_starts and key in batch.runs}
+        if new:
+            _load_keys(client, new)
+            client.command(_sql(_BATCH_RUNS, {**names, "batch": batch.table}), parameters={"meta_prefix": meta_prefix})
+            days.update((tenant, start.date()) for (tenant, _), start in new.items())
+        since = {key: min(start, known_starts.get(key, start)) for key, start in since.items() if key not in new}
+        if not since:
+            continue
         # Keys are grouped by the day of their earliest start, and each group's statements read
         # spans from that group's earliest start on: a tight time bound for each.
         _load_keys(client, since)

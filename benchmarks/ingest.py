@@ -185,6 +185,7 @@ def main() -> int:
     parser.add_argument(
         "--normalize", choices=["auto", "engine", "python"], default="auto", help="the server's --normalize"
     )
+    parser.add_argument("--batch-interval", type=float, default=0.5, help="the server's --batch-interval")
     args = parser.parse_args()
 
     data = tempfile.mkdtemp(prefix="tracehouse-ingest-")
@@ -204,6 +205,8 @@ def main() -> int:
             "4096",
             "--normalize",
             args.normalize,
+            "--batch-interval",
+            str(args.batch_interval),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -251,6 +254,7 @@ def main() -> int:
                 "transport": args.transport,
                 "clients": args.clients,
                 "normalize": args.normalize,
+                "batch_interval_s": args.batch_interval,
                 "offered_spans_per_s": args.rate or "as fast as acknowledged",
                 "spans_per_request": SPANS_PER_REQUEST,
                 "request_bytes": results[0]["bytes"],
@@ -261,7 +265,11 @@ def main() -> int:
                 "seconds_until_all_stored": round(stored_all, 1),
                 "request_ms_p50": round(statistics.median(latencies) * 1000, 1),
                 "request_ms_p99": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 1),
+                "lag_s_p50_bucket": _histogram_quantile(metrics, "tracehouse_ingest_lag_seconds", 0.5),
                 "lag_s_p99_bucket": _histogram_quantile(metrics, "tracehouse_ingest_lag_seconds", 0.99),
+                "batch_s_p50_bucket": _histogram_quantile(metrics, "tracehouse_insert_seconds", 0.5),
+                "batch_s_p99_bucket": _histogram_quantile(metrics, "tracehouse_insert_seconds", 0.99),
+                "batches": round(_metric(metrics, "tracehouse_insert_seconds_count")),
                 "refused_requests": sum(r["refused"] for r in results),
                 "server_peak_rss_mib": peak_rss,
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",

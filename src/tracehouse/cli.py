@@ -10,6 +10,7 @@ from typing import Any
 
 from tracehouse import __version__
 from tracehouse.client import Client, ClientError
+from tracehouse.ingest.writer import DEFAULT_INTERVAL
 from tracehouse.model import Node, Run
 from tracehouse.store import DEFAULT_DSN, DSNError, Store, StoreError, migrations, parse_dsn
 from tracehouse.store.dsn import DEFAULT_DATABASE
@@ -105,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("NORMALIZE", "auto"),
         help="where spans are normalized: inside the embedded engine (auto: where the store is "
         "embedded) or in Python (env TRACEHOUSE_NORMALIZE)",
+    )
+    serve.add_argument(
+        "--batch-interval",
+        type=float,
+        default=float(_env("BATCH_INTERVAL", str(DEFAULT_INTERVAL))),
+        help="seconds a span waits in the spool for more to store with it: lower is sooner visible, "
+        f"higher is fewer, larger inserts (env TRACEHOUSE_BATCH_INTERVAL; default {DEFAULT_INTERVAL})",
     )
     serve.add_argument(
         "--max-request-mb",
@@ -223,6 +231,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ValueError("--normalize engine needs the embedded store (chdb://): the engine reads each batch as a file")
     if args.spool_max_mb < 1 or args.max_request_mb < 1:
         raise ValueError("--spool-max-mb and --max-request-mb must be at least 1")
+    if not 0.01 <= args.batch_interval <= 60:
+        raise ValueError("--batch-interval must be between 0.01 and 60 seconds")
     if args.retention_days < 1 or (args.payload_retention_days is not None and args.payload_retention_days < 1):
         raise ValueError("retention must be at least 1 day")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -240,6 +250,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             spool_max_bytes=args.spool_max_mb << 20,
             max_request_bytes=args.max_request_mb << 20,
             normalize=args.normalize,
+            batch_interval=args.batch_interval,
         )
     )
     return 0

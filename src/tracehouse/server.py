@@ -15,7 +15,7 @@ from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.otlp_grpc import start_grpc
 from tracehouse.ingest.receiver import DEFAULT_MAX_BYTES, Auth, Receiver
 from tracehouse.ingest.spool import Spool
-from tracehouse.ingest.writer import RetentionPolicy, Writer
+from tracehouse.ingest.writer import DEFAULT_INTERVAL, RetentionPolicy, Writer
 from tracehouse.model import DEFAULT_TTL_DAYS
 from tracehouse.store import DEFAULT_DSN, Store, StoreAddress, StoreError, parse_dsn
 
@@ -35,7 +35,7 @@ class Settings:
     spool: str | None = None  # default: beside an embedded store, else ./tracehouse-spool
     spool_max_bytes: int = 1 << 30
     max_request_bytes: int = DEFAULT_MAX_BYTES
-    batch_interval: float = 1.0
+    batch_interval: float = DEFAULT_INTERVAL
     normalize: str = "auto"  # auto (the engine where the store is embedded), engine or python
 
     def spool_dir(self, address: StoreAddress) -> str:

@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 _SIZES = (1, 10, 100, 1_000, 5_000, 10_000, 50_000, 100_000)
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# Finer around the 2 s a span should take to become visible under a steady load.
+_LAG_SECONDS = (0.25, 0.5, 1, 1.5, 2, 2.5, 3, 5, 10, 30, 60, 300)
 
 
 class Metrics:
@@ -37,7 +39,7 @@ class Metrics:
         self.lag_seconds = Histogram(
             "tracehouse_ingest_lag_seconds",
             "From acknowledgement to visible in the store",
-            buckets=_SECONDS,
+            buckets=_LAG_SECONDS,
             registry=r,
         )
         self.write_errors = Counter("tracehouse_store_write_errors", "Failed attempts to store a batch", registry=r)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -116,24 +116,18 @@ def _get(map_expr: str, key: str) -> str:
     return f"{map_expr}[{_q(key)}]"
 
 
-def _first_of(values: Sequence[str], found: Callable[[str], str], default: str) -> str:
-    """The first of ``values`` that is ``found``, else ``default``, unrolled: a lambda over a
-    key list that reads a column (``arrayMap(k -> attrs[k], ...)``) makes the engine copy the
-    column once per key, which cost about half of the normalizing statement."""
-    if not values:
-        return default
-    branches = ", ".join(f"{found(v)}, {v}" for v in values)
-    return f"multiIf({branches}, {default})"
-
-
-def _nonempty(value: str) -> str:
-    return f"{value} != ''"
+def _first_nonempty(values: Sequence[str]) -> str:
+    """The first of ``values`` that is not empty, else ''. Written out, not as a lambda over a
+    key list: a lambda that reads a column (``arrayMap(k -> attrs[k], ...)``) makes the engine
+    copy the column once per key, which cost about half of the normalizing statement."""
+    *rest, last = values
+    nulled = ", ".join(f"nullIf({v}, '')" for v in rest)
+    return f"coalesce({nulled}, {last})" if rest else last
 
 
 def _first(map_expr: str, keys: Sequence[str]) -> str:
     """The first non-empty value among ``keys`` (``normalize._first``)."""
-    *rest, last = (_get(map_expr, k) for k in keys)
-    return _first_of(rest, _nonempty, last)
+    return _first_nonempty([_get(map_expr, k) for k in keys])
 
 
 def _both(key: str) -> str:
@@ -142,8 +136,7 @@ def _both(key: str) -> str:
 
 
 def _first_both(keys: Sequence[str]) -> str:
-    *rest, last = (_both(k) for k in keys)
-    return _first_of(rest, _nonempty, last)
+    return _first_nonempty([_both(k) for k in keys])
 
 
 def _literal(value: str | float) -> str:
@@ -369,9 +362,10 @@ def _node_type() -> str:
 
 
 def _tokens(keys: Sequence[str]) -> str:
-    """``normalize._int`` over ``keys``."""
+    """``normalize._int`` over ``keys``: the first that parses as a finite number."""
     parsed = [f"ifNull(toFloat64OrNull({_get('attrs', k)}), nan)" for k in keys]
-    return f"toUInt64(greatest(0, trunc({_first_of(parsed, lambda v: f'isFinite({v})', '0.')})))"
+    first = f"multiIf({', '.join(f'isFinite({v}), {v}' for v in parsed)}, 0.)"
+    return f"toUInt64(greatest(0, trunc({first})))"
 
 
 def _ttl(raw: str, default: str) -> str:
@@ -433,6 +427,14 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         "has_inputs": f"({_json_list(input_messages)} AND JSONLength({input_messages}) > 0)",
         "has_outputs": f"({_json_list(output_messages)} AND JSONLength({output_messages}) > 0)",
         "SpanAgentName": _strip(_removeprefix("name", semconv.OP_INVOKE_AGENT)),
+        # Read by more than one rule below: computed once here (an alias is expanded at each use).
+        "root_input": _first("attrs", py.ROOT_INPUT_KEYS),
+        "node_input": _first("attrs", py.INPUT_KEYS),
+        "root_output": _first("attrs", py.ROOT_OUTPUT_KEYS),
+        "node_output": _first("attrs", py.OUTPUT_KEYS),
+        "agent_key": _first("attrs", py.AGENT_KEYS),
+        "agent_node_key": _first("attrs", py.AGENT_NODE_KEYS),
+        "run_name": _first_both(py.RUN_NAME_KEYS),
     }
     second = {
         "RunId": "if(ExplicitRun != '', ExplicitRun, TraceId)",
@@ -442,14 +444,14 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         "OutputMessages": f"if(llm_messages AND has_outputs, {output_messages}, '')",
     }
     third = {
-        "Input": f"multiIf(llm_messages, InputMessages, RunRoot AND {_first('attrs', py.ROOT_INPUT_KEYS)} != '', {_first('attrs', py.ROOT_INPUT_KEYS)}, "  # noqa: E501
-        f"NOT RunRoot AND {_first('attrs', py.INPUT_KEYS)} != '', {_first('attrs', py.INPUT_KEYS)}, {_messages_text(input_messages)})",  # noqa: E501
-        "Output": f"multiIf(llm_messages, OutputMessages, RunRoot AND {_first('attrs', py.ROOT_OUTPUT_KEYS)} != '', {_first('attrs', py.ROOT_OUTPUT_KEYS)}, "  # noqa: E501
-        f"NOT RunRoot AND {_first('attrs', py.OUTPUT_KEYS)} != '', {_first('attrs', py.OUTPUT_KEYS)}, {_messages_text(output_messages)})",  # noqa: E501
-        "AgentName": f"multiIf({_first('attrs', py.AGENT_KEYS)} != '', {_first('attrs', py.AGENT_KEYS)}, "
-        f"NodeType = {_q(NodeType.AGENT)} AND {_first('attrs', py.AGENT_NODE_KEYS)} != '', {_first('attrs', py.AGENT_NODE_KEYS)}, "  # noqa: E501
+        "Input": f"multiIf(llm_messages, InputMessages, RunRoot AND root_input != '', root_input, "
+        f"NOT RunRoot AND node_input != '', node_input, {_messages_text(input_messages)})",
+        "Output": f"multiIf(llm_messages, OutputMessages, RunRoot AND root_output != '', root_output, "
+        f"NOT RunRoot AND node_output != '', node_output, {_messages_text(output_messages)})",
+        "AgentName": f"multiIf(agent_key != '', agent_key, "
+        f"NodeType = {_q(NodeType.AGENT)} AND agent_node_key != '', agent_node_key, "
         f"NodeType = {_q(NodeType.AGENT)} AND SpanAgentName != '', SpanAgentName, "
-        f"RunRoot AND {_first_both(py.RUN_NAME_KEYS)} != '', {_first_both(py.RUN_NAME_KEYS)}, RunRoot, SpanAgentName, '')",  # noqa: E501
+        "RunRoot AND run_name != '', run_name, RunRoot, SpanAgentName, '')",
         "TtlDays": f"toUInt16({_ttl(_both(semconv.TRACEHOUSE_TTL_DAYS), _lookup('Tenant', {t: r.ttl_days for t, r in tenants.items()}, retention.ttl_days, 'Int64'))})",  # noqa: E501
         "InputTokens": _tokens(py.TOKEN_KEYS["input_tokens"]),
         "OutputTokens": _tokens(py.TOKEN_KEYS["output_tokens"]),

@@ -30,6 +30,11 @@ from tracehouse.store import BatchSpans, Store, schema
 
 log = logging.getLogger(__name__)
 
+# The longest a record waits for more to be stored with it (a backlog does not wait): the
+# floor of the ingest-to-visible lag at a light load, and about how often each table gets an
+# insert under a steady one.
+DEFAULT_INTERVAL = 0.5
+
 
 class RetentionPolicy:
     """The retention of a tenant's rows: its settings in the ``tenants`` table, else the
@@ -113,7 +118,7 @@ class Writer:
         metrics: Metrics,
         *,
         batch_bytes: int = 16 << 20,
-        interval: float = 1.0,
+        interval: float = DEFAULT_INTERVAL,
         max_backoff: float = 30.0,
         engine_normalize: bool | None = None,
     ):

@@ -231,7 +231,7 @@ def test_the_engine_stores_what_python_stores(store, name, payload, kwargs):
 
     assert result.python_records == set(), "the engine normalizes these spans itself"
     assert result.spans == len(nodes)
-    assert result.runs == runs_seen(nodes)
+    assert result.batch.runs == runs_seen(nodes)
     assert len(engine_spans) == len(python_spans)
     for python_row, engine_row in zip(python_spans, engine_spans, strict=True):
         for column, python_value, engine_value in zip(rows.SPAN_COLUMNS, python_row, engine_row, strict=True):

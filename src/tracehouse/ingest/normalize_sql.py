@@ -35,7 +35,6 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from tracehouse import semconv
@@ -639,9 +638,10 @@ class Result:
 
     spans: int
     python_records: set[int]  # indexes of the payloads to normalize in Python
-    runs: dict[tuple[str, str], datetime]  # the runs touched, each with its earliest start
     live: list[Node]  # light nodes for batch listeners, when asked for
-    batch: BatchSpans  # the span rows stored, for the run refresh, until :meth:`EngineNormalizer.release`
+    # The span rows stored and the runs touched (each with its earliest start), for the run
+    # refresh, until :meth:`EngineNormalizer.release`.
+    batch: BatchSpans
 
 
 class EngineNormalizer:
@@ -701,7 +701,7 @@ class EngineNormalizer:
                 (lambda kind: {"insert_deduplication_token": f"{dedup_token}:{kind}"})
                 if dedup_token
                 else (lambda kind: None)
-            )  # noqa: E501
+            )
             self._command(self._spans, token("sql-spans"))
             self._command(self._events, token("sql-events"))
             runs = {
@@ -711,8 +711,7 @@ class EngineNormalizer:
                 )
             }
             spans = self.store.query(f"SELECT count() FROM {NORMALIZED}")[0][0]
-            batch = BatchSpans(NORMALIZED, frozenset(runs))
-            return Result(spans, python_records, runs, self._live() if live else [], batch)
+            return Result(spans, python_records, self._live() if live else [], BatchSpans(NORMALIZED, runs))
         except BaseException:
             self.release()
             raise

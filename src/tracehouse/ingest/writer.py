@@ -16,8 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
 
 from tracehouse import pricing
 from tracehouse.ingest import otlp
@@ -74,7 +73,6 @@ def store_payloads(
     retention: Callable[[str], Retention],
     *,
     dedup_token: str | None = None,
-    runs: Mapping[tuple[str, str], datetime] | None = None,
     batch: BatchSpans | None = None,
 ) -> tuple[list[Node], list[Event]]:
     """Decode, normalize and store OTLP export requests: ``(kind, tenant, protobuf bytes)``,
@@ -82,8 +80,8 @@ def store_payloads(
 
     The Python path from OTLP bytes to the store: the writer uses it for spooled requests the
     engine does not normalize, and the instrumentation's in-process mode for the spans it
-    exports. ``runs`` are more runs to refresh (stored by the engine path in the same batch,
-    whose span rows ``batch`` holds).
+    exports. ``batch`` holds the span rows the engine path stored in the same batch: their runs
+    are refreshed too.
     Returns what was stored.
     """
     nodes: list[Node] = []
@@ -101,7 +99,7 @@ def store_payloads(
                 logs += normalize_logs(request.resource_logs, tenant=tenant, retention_for=retention)
         except Exception:  # a payload that cannot be read now never will be: skip it, loudly
             log.exception("skipping an unreadable OTLP payload of tenant %r", tenant)
-    store.write(nodes, events, logs, dedup_token=dedup_token, runs=runs, batch=batch)
+    store.write(nodes, events, logs, dedup_token=dedup_token, batch=batch)
     return nodes, events
 
 
@@ -250,7 +248,7 @@ class Writer:
             try:
                 left = [p for i, p in enumerate(payloads) if p[0] != KIND_TRACES or i in stored.python_records]
                 nodes, events = store_payloads(
-                    self.store, left, self.retention.for_tenant, dedup_token=token, runs=stored.runs, batch=stored.batch
+                    self.store, left, self.retention.for_tenant, dedup_token=token, batch=stored.batch
                 )
             finally:
                 self._engine.release()

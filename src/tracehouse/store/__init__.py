@@ -126,20 +126,19 @@ class Store:
         logs: Sequence[LogRecord] = (),
         *,
         dedup_token: str | None = None,
-        runs: Mapping[tuple[str, str], datetime] | None = None,
         batch: BatchSpans | None = None,
     ) -> None:
         """Insert a batch and bring the run rows and daily rollups it touches up to date (and
-        those of ``runs``: more runs touched, each with its earliest start just written, whose
-        spans ``batch`` may hold)."""
+        those of the runs whose spans ``batch`` holds, already inserted)."""
         token = (lambda kind: f"{dedup_token}:{kind}") if dedup_token else (lambda kind: None)
         self.insert_spans(nodes, dedup_token=token("spans"))
         self.insert_events(events, dedup_token=token("events"))
         self.insert_logs(logs, dedup_token=token("logs"))
         seen = runs_seen(nodes)
         if batch is not None:  # a run with spans among ``nodes`` too is not all in the batch table
-            batch = BatchSpans(batch.table, batch.runs - seen.keys())
-        for key, started in (runs or {}).items():
-            seen[key] = min(started, seen.get(key, started))
+            whole = {key: started for key, started in batch.runs.items() if key not in seen}
+            for key, started in batch.runs.items():
+                seen[key] = min(started, seen.get(key, started))
+            batch = BatchSpans(batch.table, whole)
         if seen:
             self.refresh_agent_daily(self.refresh_runs(seen, batch))

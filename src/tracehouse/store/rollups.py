@@ -192,11 +192,11 @@ GROUP BY Tenant, Day, AgentName
 
 @dataclass(frozen=True)
 class BatchSpans:
-    """A (temporary) table of span rows just inserted, with the spans table's columns, and
-    the runs whose spans of the batch it holds all of."""
+    """A (temporary) table of span rows just inserted, with the spans table's columns, and the
+    runs it holds spans of, each with its earliest start there."""
 
     table: str
-    runs: frozenset[tuple[str, str]]
+    runs: Mapping[tuple[str, str], datetime]
 
 
 def _table_names(layout: Layout) -> dict[str, str]:
@@ -227,9 +227,9 @@ def refresh_runs(
 
     ``seen`` maps each ``(tenant, run_id)`` to the earliest start among its spans just written.
     ``batch`` names a table holding the canonical rows of spans just inserted and the runs all
-    of whose spans of the batch are in it: such a run that has no row yet gets one computed from
-    that table, without reading the spans table (a run without a row has no committed spans:
-    every batch that stores spans refreshes their runs before it is committed).
+    of whose spans of the batch are in it (and in ``seen``): such a run that has no row yet gets
+    one computed from that table, without reading the spans table (a run without a row has no
+    committed spans: every batch that stores spans refreshes their runs before it is committed).
     """
     names = _table_names(layout)
     refresh, known, tombstones, run_days = (

@@ -19,8 +19,12 @@ from tracehouse.dirlock import DirectoryBusy, lock_directory
 from tracehouse.store.dsn import StoreAddress
 
 LOCK_FILE = "tracehouse-store.lock"
-# Settings applied to every session: times are UTC whatever the host's time zone.
-SESSION_SETTINGS = {"session_timezone": "UTC"}
+# Settings applied to every session: times are UTC whatever the host's time zone; an insert
+# does not collapse duplicate keys within its own block (``optimize_on_insert``): that pass
+# copies the block row by row and cost more than half of a span insert, and every read that
+# must see one row per key already collapses duplicates across parts (FINAL, LIMIT 1 BY), so
+# duplicates within a part are read the same way.
+SESSION_SETTINGS = {"session_timezone": "UTC", "optimize_on_insert": 0}
 
 
 class StoreError(RuntimeError):

@@ -23,6 +23,7 @@ import os
 import platform
 import random
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -174,6 +175,13 @@ def _histogram_quantile(text: str, name: str, q: float) -> float:
     return float("inf")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--transport", choices=["grpc", "http"], default="grpc")
@@ -235,6 +243,11 @@ def main() -> int:
         p.join()
     sending = time.monotonic() - started
     acked = sum(r["spans"] for r in results)
+    clients_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    clients_cpu = clients_cpu.ru_utime + clients_cpu.ru_stime  # the clients only: the server still runs
+    server_cpu_sending = _cpu_seconds(server.pid)
+    metrics = urllib.request.urlopen(f"{http_url}/metrics").read().decode()
+    pending_at_end = _metric(metrics, "tracehouse_spool_pending_records") * SPANS_PER_REQUEST
     # Wait until the writer has stored everything acknowledged.
     while True:
         metrics = urllib.request.urlopen(f"{http_url}/metrics").read().decode()
@@ -242,6 +255,7 @@ def main() -> int:
             break
         time.sleep(0.2)
     stored_all = time.monotonic() - started
+    server_cpu = _cpu_seconds(server.pid)
     with open(f"/proc/{server.pid}/status") as f:
         peak_rss = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) // 1024
     server.terminate()
@@ -271,6 +285,14 @@ def main() -> int:
                 "batch_s_p99_bucket": _histogram_quantile(metrics, "tracehouse_insert_seconds", 0.99),
                 "batches": round(_metric(metrics, "tracehouse_insert_seconds_count")),
                 "refused_requests": sum(r["refused"] for r in results),
+                # CPU per span: what 2 cores allow is 2,000,000 / spans per second (20 us at 100k/s).
+                "clients_cpu_us_per_span": round(clients_cpu / acked * 1e6, 1),
+                "server_cpu_us_per_span": round(server_cpu / acked * 1e6, 1),
+                # After sending, the server only stores the backlog: the writer's own cost.
+                "backlog_after_sending_spans": round(pending_at_end),
+                "writer_cpu_us_per_span_on_backlog": round((server_cpu - server_cpu_sending) / pending_at_end * 1e6, 1)
+                if pending_at_end
+                else None,
                 "server_peak_rss_mib": peak_rss,
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             },

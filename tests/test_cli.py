@@ -6,6 +6,8 @@ import re
 
 from conftest import run_cli
 
+from tracehouse.store import migrations
+
 
 def test_demo_fills_a_fresh_store_and_shows_a_run(tmp_path):
     result = run_cli("demo", "--runs", "3", cwd=str(tmp_path))
@@ -32,9 +34,11 @@ def test_demo_fills_a_fresh_store_and_shows_a_run(tmp_path):
 def test_migrate_reports_the_schema_version(tmp_path):
     first = run_cli("migrate", "--store", f"chdb://{tmp_path}/s")
     assert first.returncode == 0, first.stderr
-    assert "schema version 3 (applied 1, 2, 3)" in first.stdout
+    latest = migrations.LATEST_VERSION
+    applied = ", ".join(str(m.version) for m in migrations.MIGRATIONS)
+    assert f"schema version {latest} (applied {applied})" in first.stdout
     second = run_cli("migrate", "--store", f"chdb://{tmp_path}/s")
-    assert "schema version 3 (up to date)" in second.stdout
+    assert f"schema version {latest} (up to date)" in second.stdout
 
 
 def test_store_can_come_from_the_environment(tmp_path, monkeypatch):

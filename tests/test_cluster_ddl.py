@@ -35,10 +35,15 @@ def test_every_cluster_statement_runs_on_the_cluster(cluster_ddl):
     assert cluster_ddl[0] == "CREATE DATABASE IF NOT EXISTS th ON CLUSTER agents_cluster"
     # A copy of rows runs once, through the Distributed tables, which route rows to their shards.
     copies = [s for s in cluster_ddl if s.startswith("INSERT INTO ")]
-    assert copies == [f"INSERT INTO th.{schema.RUNS_BY_ID} SELECT * FROM th.{schema.RUNS}"]
+    assert copies[0] == f"INSERT INTO th.{schema.RUNS_BY_ID} SELECT * FROM th.{schema.RUNS}"
+    assert len(copies) == 2 and copies[1].startswith(f"INSERT INTO th.{schema.AGENT_DAILY} (")  # its rebuild
+    assert f"FROM th.{schema.RUNS} FINAL" in copies[1]
     for statement in (s for s in cluster_ddl if s not in copies):
         first_line = statement.splitlines()[0]
-        assert first_line.endswith(" ON CLUSTER agents_cluster"), first_line
+        # A DROP waits for the replicas to let go of the table's path (SYNC), so the table can
+        # be created again under the same path.
+        suffix = " ON CLUSTER agents_cluster SYNC" if first_line.startswith("DROP ") else " ON CLUSTER agents_cluster"
+        assert first_line.endswith(suffix), first_line
 
 
 def test_each_table_is_a_replicated_local_table_behind_a_distributed_one(cluster_ddl):

@@ -172,7 +172,8 @@ def test_a_run_whose_start_moves_across_midnight_is_not_listed_twice(store):
     # The day the run left is rewritten to zero (under the agent name known then: none, as only
     # the root span names the agent); the day it moved to counts it once.
     daily = {(day, agent): runs for day, agent, runs in store.query(
-        f"SELECT Day, AgentName, Runs FROM {store.table(schema.AGENT_DAILY)} FINAL")}  # fmt: skip
+        f"SELECT Day, AgentName, sum(Runs) FROM {store.table(schema.AGENT_DAILY)} FINAL "
+        "GROUP BY Day, AgentName")}  # fmt: skip
     assert daily == {((midnight - timedelta(days=1)).date(), "trip-planner"): 1, (midnight.date(), ""): 0}
 
 
@@ -198,3 +199,24 @@ def test_daily_rollup_matches_the_runs_it_summarises(store):
         assert abs(r[4] - d[4]) < 1e-9
         assert abs(r[5] - d[5]) <= 0.2 * r[5]  # t-digest is approximate
     assert sum(r[1] for r in by_runs) == 60  # 30 runs, each with one sub-agent run
+
+
+def test_a_refresh_recomputes_only_the_minutes_of_its_runs(store):
+    """The daily rollup is kept per minute of run start: a batch of new runs rewrites the slices
+    of their minutes and leaves the rest of the day alone (a refresh reads a few minutes of
+    runs, not every run of the day)."""
+    from tracehouse.demo import sample_run
+
+    now = datetime.now(UTC).replace(second=30, microsecond=0)
+    first, second = sample_run(21, started_at=now - timedelta(minutes=30)), sample_run(22, started_at=now)
+    store.write(first.nodes, first.events)
+    daily = store.table(schema.AGENT_DAILY)
+    versions = f"SELECT Minute, AgentName, Version FROM {daily} FINAL WHERE Runs > 0 ORDER BY Minute, AgentName"
+    earlier, later = (now - timedelta(minutes=30)).replace(second=0, tzinfo=None), now.replace(second=0, tzinfo=None)
+    before = store.query(versions)
+    assert [minute for minute, _, _ in before] == [earlier, earlier]  # the run and its sub-agent run
+    store.write(second.nodes, second.events)
+    after = store.query(versions)
+    assert after[:2] == before  # the earlier minute was not recomputed
+    assert [minute for minute, _, _ in after] == [earlier, earlier, later, later]
+    assert store.query(f"SELECT sum(Runs) FROM {daily} FINAL")[0][0] == 4  # each run has a sub-agent run

@@ -74,7 +74,7 @@ EXPECTED = {
         "Tenant, ServiceName, TimestampTime, Timestamp, LogId",
         "TtlDays",
     ),
-    schema.AGENT_DAILY: ("ReplacingMergeTree", "(toYYYYMM(Day), TtlDays)", "Tenant, Day, AgentName", "TtlDays"),
+    schema.AGENT_DAILY: ("ReplacingMergeTree", "(toYYYYMM(Day), TtlDays)", "Tenant, Day, AgentName, Minute", "TtlDays"),
     schema.TRACE_ID_TS: ("ReplacingMergeTree", "(toDate(Start), TtlDays)", "TraceId, Start", "TtlDays"),
 }  # fmt: skip
 # Tables whose parts span many days: rows expire one by one at merges, not as whole parts.
@@ -200,6 +200,27 @@ def test_a_store_of_an_earlier_version_gets_its_runs_copied(store):
         == store.query(count.format(t=store.table(schema.RUNS)))[0][0]
         > 0
     )
+
+
+def test_a_store_of_an_earlier_version_gets_its_daily_rollup_rebuilt_in_minutes(store):
+    from tracehouse.demo import sample_runs
+
+    for sample in sample_runs(6, seed=8, days=2):
+        store.write(sample.nodes, sample.events)
+    daily = store.table(schema.AGENT_DAILY)
+    totals = f"SELECT Day, AgentName, sum(Runs), sum(InputTokens) FROM {daily} FINAL GROUP BY Day, AgentName ORDER BY Day, AgentName"  # noqa: E501
+    expected = store.query(totals)
+    assert sum(runs for _, _, runs, _ in expected) == 12
+    # The store as schema version 3 left it: one row per tenant, day and agent, no minutes.
+    store.client.command(f"DROP TABLE {daily} SYNC")
+    old_shape = store.layout.create_table(schema.AGENT_DAILY_TABLE)[0]
+    old_shape = old_shape.replace("    Minute DateTime,\n", "").replace(", Minute)", ")")
+    assert "Minute" not in old_shape
+    store.client.command(old_shape)
+    store.client.command(f"DELETE FROM {store.table(schema.MIGRATIONS)} WHERE Version = 4")
+    assert migrations.migrate(store.client, store.layout) == [4]
+    assert _tables(store)[schema.AGENT_DAILY]["sorting"] == "Tenant, Day, AgentName, Minute"
+    assert store.query(totals) == expected
 
 
 def test_migrations_are_recorded_and_idempotent(store):

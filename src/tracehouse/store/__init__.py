@@ -10,7 +10,7 @@ The same DDL and SQL run on the embedded engine and on a ClickHouse server or cl
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from tracehouse.model import Event, LogRecord, Node
@@ -111,13 +111,15 @@ class Store:
 
     def refresh_runs(
         self, seen: Mapping[tuple[str, str], datetime], batch: BatchSpans | None = None
-    ) -> set[tuple[str, date]]:
+    ) -> set[tuple[str, datetime]]:
         """Recompute runs that received spans: ``(tenant, run_id)`` -> earliest start just written
-        (new runs of ``batch`` from that table: :func:`rollups.refresh_runs`)."""
+        (new runs of ``batch`` from that table: :func:`rollups.refresh_runs`). Returns the
+        ``(tenant, minute)`` slices of the daily rollup they were or are listed under."""
         return rollups.refresh_runs(self.client, self.layout, seen, batch)
 
-    def refresh_agent_daily(self, days: Iterable[tuple[str, date]]) -> None:
-        rollups.refresh_agent_daily(self.client, self.layout, days)
+    def refresh_agent_daily(self, minutes: Iterable[tuple[str, datetime]]) -> None:
+        """Recompute the daily rollup's ``(tenant, minute)`` slices from the runs."""
+        rollups.refresh_agent_daily(self.client, self.layout, minutes)
 
     def write(
         self,

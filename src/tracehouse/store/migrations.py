@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from string import Template
 from typing import Any
 
-from tracehouse.store import schema
+from tracehouse.store import rollups, schema
 from tracehouse.store.schema import Layout
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,20 @@ def _runs_by_id(layout: Layout) -> list[str]:
     ]
 
 
+def _daily_by_minute(layout: Layout) -> list[str]:
+    # The rollup is derived data: rebuilt in its new shape from the runs. A refresh that runs
+    # between the drop and the fill is redone by the fill (same keys, newer version).
+    rebuild = Template(rollups.REBUILD_DAILY).substitute(
+        daily=layout.table(schema.AGENT_DAILY), runs=layout.table(schema.RUNS)
+    )
+    return [*layout.drop_table(schema.AGENT_DAILY), *layout.create_table(schema.AGENT_DAILY_TABLE), rebuild]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, trace id lookup, runs, events, logs, agent daily rollup, tenants", _initial),
     Migration(2, "defaults for spans and logs the Collector's ClickHouse exporter writes", _collector_defaults),
     Migration(3, "runs sorted by id, for finding one run", _runs_by_id),
+    Migration(4, "agent daily rollup in minute slices, so a refresh reads a few minutes of runs", _daily_by_minute),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

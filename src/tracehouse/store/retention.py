@@ -9,7 +9,6 @@ daily rollups of the days touched are recomputed afterwards.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 from tracehouse.model import MAX_TTL_DAYS
@@ -39,8 +38,8 @@ def _delete_runs(store: Any, tenant: str, run_ids: list[str]) -> Removed:
     if not run_ids:
         return removed
     params = {"tenant": tenant, "runs": run_ids}
-    days = store.query(
-        f"SELECT DISTINCT Tenant, toDate(StartedAt) FROM {store.table(schema.RUNS)} "
+    minutes = store.query(
+        f"SELECT DISTINCT Tenant, toStartOfMinute(StartedAt) FROM {store.table(schema.RUNS)} "
         "WHERE Tenant = {tenant:String} AND RunId IN {runs:Array(String)}",
         params,
     )
@@ -50,7 +49,7 @@ def _delete_runs(store: Any, tenant: str, run_ids: list[str]) -> Removed:
         store.client.command(
             f"DELETE FROM {store.layout.local(table)}{store.layout.on_cluster} WHERE {where}", parameters=params
         )
-    store.refresh_agent_daily([(t, d) for t, d in days if isinstance(d, date)])
+    store.refresh_agent_daily(minutes)
     return removed
 
 

@@ -4,7 +4,9 @@ Both are *recomputed* from their source for the keys that changed, never increme
 span delivered twice, late or out of order never counts twice: the recomputation reads the
 deduplicated spans (``FINAL``) and writes a row with a newer ``Version`` that replaces the old
 one. The writer calls :func:`refresh_runs` after inserting spans (a few statements for
-thousands of runs) and :func:`refresh_agent_daily` for the days those runs touched.
+thousands of runs) and :func:`refresh_agent_daily` for the minutes those runs started in (the
+daily rollup is kept in minute slices, so a refresh reads the runs of a few minutes, not of
+the whole day).
 
 A refresh reads only the spans that can belong to its runs: those starting at or after the
 run's earliest known start (the older of its row in ``runs`` and its spans in the batch). The
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from string import Template
 from typing import Any
 
@@ -137,26 +139,27 @@ FROM
 WHERE Version < latest
 """
 
-# Every day a run of the batch was listed under, before or after this refresh (no FINAL: the
-# superseded rows tell the days runs left), for the daily rollup.
-_RUN_DAYS = f"""
-SELECT DISTINCT Tenant, toDate(StartedAt)
+# Every minute a run of the batch was listed under, before or after this refresh (no FINAL:
+# the superseded rows tell the minutes runs left), for the daily rollup.
+_RUN_MINUTES = f"""
+SELECT DISTINCT Tenant, toStartOfMinute(StartedAt)
 FROM $runs
 WHERE {_KEYS} AND StartedAt >= {{since:DateTime64(9)}}
 """
 
 DAILY_COLUMNS = (
-    "Tenant", "Day", "AgentName", "Runs", "Completed", "Failed", "Cancelled", "Running", "Nodes",
+    "Tenant", "Day", "AgentName", "Minute", "Runs", "Completed", "Failed", "Cancelled", "Running", "Nodes",
     "LlmCalls", "ToolCalls", "InputTokens", "OutputTokens", "CostUsd", "DurationSumNs",
     "DurationQuantiles", "TtlDays", "Version",
 )  # fmt: skip
 
-# Rows already in the rollup for the refreshed days take part with zero runs, so an agent whose
-# runs moved away from a day is rewritten to zero instead of keeping a stale count.
-_REFRESH_DAILY = f"""
+# The rollup's rows of the minutes ``$runs_where`` and ``$daily_where`` select, recomputed from
+# the runs. Rows already in the rollup for those minutes take part with zero runs, so an agent
+# whose runs moved away from a minute is rewritten to zero instead of keeping a stale count.
+DAILY_ROWS = f"""
 INSERT INTO $daily ({", ".join(DAILY_COLUMNS)})
 SELECT
-    Tenant, Day, AgentName,
+    Tenant, Day, AgentName, Minute,
     countIf(RunId != '') AS d_Runs,
     countIf(Status = '{Status.COMPLETED.value}') AS d_Completed,
     countIf(Status = '{Status.FAILED.value}') AS d_Failed,
@@ -175,19 +178,30 @@ SELECT
     toUInt64(toUnixTimestamp64Nano(now64(9))) AS d_Version
 FROM
 (
-    SELECT Tenant, toDate(StartedAt) AS Day, AgentName, RunId, Status, toUInt64(NodeCount) AS NodeCount,
-           toUInt64(LlmCalls) AS LlmCalls, toUInt64(ToolCalls) AS ToolCalls, InputTokens, OutputTokens,
-           CostUsd, DurationNs, TtlDays
+    SELECT Tenant, toDate(StartedAt) AS Day, AgentName, toStartOfMinute(StartedAt) AS Minute, RunId, Status,
+           toUInt64(NodeCount) AS NodeCount, toUInt64(LlmCalls) AS LlmCalls, toUInt64(ToolCalls) AS ToolCalls,
+           InputTokens, OutputTokens, CostUsd, DurationNs, TtlDays
     FROM $runs FINAL
-    WHERE (Tenant, toDate(StartedAt)) IN {{days:Array(Tuple(String, Date))}}
+    WHERE $runs_where
     UNION ALL
-    SELECT Tenant, Day, AgentName, '' AS RunId, '' AS Status, toUInt64(0), toUInt64(0), toUInt64(0),
+    SELECT Tenant, Day, AgentName, Minute, '' AS RunId, '' AS Status, toUInt64(0), toUInt64(0), toUInt64(0),
            toUInt64(0), toUInt64(0), toFloat64(0), toUInt64(0), TtlDays
     FROM $daily FINAL
-    WHERE (Tenant, Day) IN {{days:Array(Tuple(String, Date))}}
+    WHERE $daily_where
 )
-GROUP BY Tenant, Day, AgentName
+GROUP BY Tenant, Day, AgentName, Minute
 """
+
+# The given minutes; the bounds let the runs' sorting key (start time) skip the rest of the day.
+_REFRESH_DAILY = Template(DAILY_ROWS).safe_substitute(
+    runs_where="StartedAt >= {lo:DateTime64(9)} AND StartedAt < {hi:DateTime64(9)} "
+    "AND (Tenant, toStartOfMinute(StartedAt)) IN {minutes:Array(Tuple(String, DateTime))}",
+    daily_where="Day >= toDate({lo:DateTime64(9)}) AND Day <= toDate({hi:DateTime64(9)}) "
+    "AND (Tenant, Minute) IN {minutes:Array(Tuple(String, DateTime))}",
+)
+
+# Every minute of every run: what fills the rollup from scratch (a schema migration).
+REBUILD_DAILY = Template(DAILY_ROWS).safe_substitute(runs_where="1", daily_where="0")
 
 
 @dataclass(frozen=True)
@@ -222,8 +236,8 @@ def refresh_runs(
     layout: Layout,
     seen: Mapping[tuple[str, str], datetime],
     batch: BatchSpans | None = None,
-) -> set[tuple[str, date]]:
-    """Recompute the rows of runs that received spans; return the (tenant, day)s touched.
+) -> set[tuple[str, datetime]]:
+    """Recompute the rows of runs that received spans; return the (tenant, minute)s touched.
 
     ``seen`` maps each ``(tenant, run_id)`` to the earliest start among its spans just written.
     ``batch`` names a table holding the canonical rows of spans just inserted and the runs all
@@ -232,11 +246,11 @@ def refresh_runs(
     committed spans: every batch that stores spans refreshes their runs before it is committed).
     """
     names = _table_names(layout)
-    refresh, known, tombstones, run_days = (
-        _sql(t, names) for t in (_REFRESH_RUNS, _KNOWN_STARTS, _TOMBSTONES, _RUN_DAYS)
+    refresh, known, tombstones, run_minutes = (
+        _sql(t, names) for t in (_REFRESH_RUNS, _KNOWN_STARTS, _TOMBSTONES, _RUN_MINUTES)
     )
     meta_prefix = semconv.TRACEHOUSE_RUN_METADATA + "."
-    days: set[tuple[str, date]] = set()
+    minutes: set[tuple[str, datetime]] = set()
     client.command(_CREATE_KEYS)
     for chunk in _chunks(sorted(seen)):
         since = {key: _naive_utc(seen[key]) for key in chunk}
@@ -246,7 +260,7 @@ def refresh_runs(
         if new:
             _load_keys(client, new)
             client.command(_sql(_BATCH_RUNS, {**names, "batch": batch.table}), parameters={"meta_prefix": meta_prefix})
-            days.update((tenant, start.date()) for (tenant, _), start in new.items())
+            minutes.update((tenant, minute_of(start)) for (tenant, _), start in new.items())
         since = {key: min(start, known_starts.get(key, start)) for key, start in since.items() if key not in new}
         if not since:
             continue
@@ -260,9 +274,10 @@ def refresh_runs(
             params = {"day": day, "since": group_since, "meta_prefix": meta_prefix}
             client.command(refresh, parameters=params)
             client.command(tombstones, parameters=params)
-            days.update(client.query(run_days, parameters=params).result_rows)
+            listed = client.query(run_minutes, parameters=params).result_rows
+            minutes.update((tenant, _naive_utc(minute)) for tenant, minute in listed)
     client.command(f"TRUNCATE TABLE {KEYS_TABLE}")
-    return days
+    return minutes
 
 
 def _load_keys(client: Any, since: Mapping[tuple[str, str], datetime]) -> None:
@@ -281,9 +296,27 @@ def _naive_utc(value: datetime) -> datetime:
     return value
 
 
-def refresh_agent_daily(client: Any, layout: Layout, days: Iterable[tuple[str, date]]) -> None:
-    """Recompute the daily per-agent rows of the given ``(tenant, day)`` pairs."""
-    days = sorted(set(days))
+def minute_of(value: datetime) -> datetime:
+    """The minute slice of the daily rollup a run starting at ``value`` belongs to (naive UTC)."""
+    return _naive_utc(value).replace(second=0, microsecond=0)
+
+
+# Minutes further apart than this are recomputed by statements of their own, each reading only
+# the runs between its first and last minute.
+_MINUTES_APART = timedelta(minutes=10)
+
+
+def refresh_agent_daily(client: Any, layout: Layout, minutes: Iterable[tuple[str, datetime]]) -> None:
+    """Recompute the daily per-agent rows of the given ``(tenant, minute)`` slices (a minute is
+    the start of one, naive UTC: :func:`minute_of`)."""
+    ordered = sorted({(tenant, minute_of(minute)) for tenant, minute in minutes}, key=lambda tm: (tm[1], tm[0]))
     sql = _sql(_REFRESH_DAILY, _table_names(layout))
-    for chunk in _chunks(days):
-        client.command(sql, parameters={"days": chunk})
+    groups: list[list[tuple[str, datetime]]] = []
+    for item in ordered:
+        if groups and item[1] - groups[-1][-1][1] <= _MINUTES_APART and len(groups[-1]) < CHUNK:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    for group in groups:
+        params = {"minutes": group, "lo": group[0][1], "hi": group[-1][1] + timedelta(minutes=1)}
+        client.command(sql, parameters=params)

@@ -135,6 +135,11 @@ class Layout:
             )
         return statements
 
+    def drop_table(self, name: str) -> list[str]:
+        """DROP statements for one table (on a cluster, the Distributed one and the local ones)."""
+        targets = ([self.table(name)] if self.cluster else []) + [self.local(name)]
+        return [f"DROP TABLE IF EXISTS {target}{self.on_cluster} SYNC" for target in targets]
+
     def set_defaults(self, name: str, defaults: dict[str, str]) -> list[str]:
         """ALTER statements giving columns of one table DEFAULT expressions (on a cluster, the
         local tables and the Distributed one, whose defaults apply to inserts through it)."""
@@ -426,14 +431,17 @@ LOGS_TABLE = TableSpec(
     sharding_key="cityHash64(Tenant, TraceId)",
 )
 
-# Daily statistics per agent, recomputed from the runs table for the days that changed
-# (a new Version replaces the old row), so re-delivered spans never count twice.
+# Daily statistics per agent, kept in slices of one minute of run start: each refresh
+# recomputes from the runs table only the minutes that changed (a new Version replaces the old
+# row), so re-delivered spans never count twice and a refresh costs the runs of those minutes,
+# not of the whole day. A day's figures are the sums (and merged t-digests) of its minutes.
 AGENT_DAILY_TABLE = TableSpec(
     name=AGENT_DAILY,
     body="""
     Tenant LowCardinality(String),
     Day Date,
     AgentName LowCardinality(String),
+    Minute DateTime,
     Runs UInt64,
     Completed UInt64,
     Failed UInt64,
@@ -453,7 +461,7 @@ AGENT_DAILY_TABLE = TableSpec(
     engine="ReplacingMergeTree",
     engine_args="Version",
     partition_by="(toYYYYMM(Day), TtlDays)",
-    order_by="(Tenant, Day, AgentName)",
+    order_by="(Tenant, Day, AgentName, Minute)",
     ttl="Day + toIntervalDay(TtlDays)",
     settings=_DROP_PARTS,
     sharding_key="cityHash64(Tenant, AgentName)",

@@ -20,7 +20,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import random
 import re
 import resource
@@ -30,6 +29,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+from report import print_report
 
 SPANS_PER_REQUEST = 1000
 
@@ -261,43 +262,39 @@ def main() -> int:
     server.terminate()
     server.wait(120)
     latencies = sorted(x for r in results for x in r["latencies"])
-    print(
-        json.dumps(
-            {
-                "benchmark": "ingest",
-                "transport": args.transport,
-                "clients": args.clients,
-                "normalize": args.normalize,
-                "batch_interval_s": args.batch_interval,
-                "offered_spans_per_s": args.rate or "as fast as acknowledged",
-                "spans_per_request": SPANS_PER_REQUEST,
-                "request_bytes": results[0]["bytes"],
-                "seconds_sending": round(sending, 1),
-                "spans_acknowledged": acked,
-                "acknowledged_spans_per_s": round(acked / sending),
-                "stored_spans_per_s": round(acked / stored_all),
-                "seconds_until_all_stored": round(stored_all, 1),
-                "request_ms_p50": round(statistics.median(latencies) * 1000, 1),
-                "request_ms_p99": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 1),
-                "lag_s_p50_bucket": _histogram_quantile(metrics, "tracehouse_ingest_lag_seconds", 0.5),
-                "lag_s_p99_bucket": _histogram_quantile(metrics, "tracehouse_ingest_lag_seconds", 0.99),
-                "batch_s_p50_bucket": _histogram_quantile(metrics, "tracehouse_insert_seconds", 0.5),
-                "batch_s_p99_bucket": _histogram_quantile(metrics, "tracehouse_insert_seconds", 0.99),
-                "batches": round(_metric(metrics, "tracehouse_insert_seconds_count")),
-                "refused_requests": sum(r["refused"] for r in results),
-                # CPU per span: what 2 cores allow is 2,000,000 / spans per second (20 us at 100k/s).
-                "clients_cpu_us_per_span": round(clients_cpu / acked * 1e6, 1),
-                "server_cpu_us_per_span": round(server_cpu / acked * 1e6, 1),
-                # After sending, the server only stores the backlog: the writer's own cost.
-                "backlog_after_sending_spans": round(pending_at_end),
-                "writer_cpu_us_per_span_on_backlog": round((server_cpu - server_cpu_sending) / pending_at_end * 1e6, 1)
-                if pending_at_end
-                else None,
-                "server_peak_rss_mib": peak_rss,
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-            },
-            indent=2,
-        )
+    print_report(
+        {
+            "benchmark": "ingest",
+            "transport": args.transport,
+            "clients": args.clients,
+            "normalize": args.normalize,
+            "batch_interval_s": args.batch_interval,
+            "offered_spans_per_s": args.rate or "as fast as acknowledged",
+            "spans_per_request": SPANS_PER_REQUEST,
+            "request_bytes": results[0]["bytes"],
+            "seconds_sending": round(sending, 1),
+            "spans_acknowledged": acked,
+            "acknowledged_spans_per_s": round(acked / sending),
+            "stored_spans_per_s": round(acked / stored_all),
+            "seconds_until_all_stored": round(stored_all, 1),
+            "request_ms_p50": round(statistics.median(latencies) * 1000, 1),
+            "request_ms_p99": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 1),
+            "lag_s_p50_bucket": _histogram_quantile(metrics, "tracehouse_ingest_lag_seconds", 0.5),
+            "lag_s_p99_bucket": _histogram_quantile(metrics, "tracehouse_ingest_lag_seconds", 0.99),
+            "batch_s_p50_bucket": _histogram_quantile(metrics, "tracehouse_insert_seconds", 0.5),
+            "batch_s_p99_bucket": _histogram_quantile(metrics, "tracehouse_insert_seconds", 0.99),
+            "batches": round(_metric(metrics, "tracehouse_insert_seconds_count")),
+            "refused_requests": sum(r["refused"] for r in results),
+            # CPU per span: what 2 cores allow is 2,000,000 / spans per second (20 us at 100k/s).
+            "clients_cpu_us_per_span": round(clients_cpu / acked * 1e6, 1),
+            "server_cpu_us_per_span": round(server_cpu / acked * 1e6, 1),
+            # After sending, the server only stores the backlog: the writer's own cost.
+            "backlog_after_sending_spans": round(pending_at_end),
+            "writer_cpu_us_per_span_on_backlog": round((server_cpu - server_cpu_sending) / pending_at_end * 1e6, 1)
+            if pending_at_end
+            else None,
+            "server_peak_rss_mib": peak_rss,
+        },
     )
     return 0
 

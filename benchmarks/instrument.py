@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from report import print_report
 
 import tracehouse
 from tracehouse import semconv
@@ -105,18 +104,14 @@ def main() -> int:
     results |= compare(
         {"bare_llm_call": bare_llm, "tracehouse_llm_call": tracehouse_llm}, args.spans // 5, args.rounds, flush
     )
-    print(
-        json.dumps(
-            {
-                "benchmark": "instrument",
-                "spans": args.spans,
-                "ns_per_span": {k: round(v) for k, v in results.items()},
-                "node_ratio": round(results["tracehouse_node"] / results["bare_node"], 2),
-                "llm_call_ratio": round(results["tracehouse_llm_call"] / results["bare_llm_call"], 2),
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-            },
-            indent=2,
-        )
+    print_report(
+        {
+            "benchmark": "instrument",
+            "spans": args.spans,
+            "ns_per_span": {k: round(v) for k, v in results.items()},
+            "node_ratio": round(results["tracehouse_node"] / results["bare_node"], 2),
+            "llm_call_ratio": round(results["tracehouse_llm_call"] / results["bare_llm_call"], 2),
+        },
     )
     return 0
 

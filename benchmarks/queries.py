@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import random
 import statistics
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+
+from report import print_report
 
 from tracehouse.api import agents, runs
 from tracehouse.api import stats as stats_api
@@ -111,21 +111,17 @@ def main() -> int:
             lambda i: stats_api.stats("agent", month, None, scope=scope), max(20, args.samples // 10)
         ),
     }
-    print(
-        json.dumps(
-            {
-                "benchmark": "queries",
-                "runs_written": args.runs,
-                "run_rows": run_rows,
-                "spans": spans,
-                "fill_seconds": round(fill_seconds, 1),
-                "store_bytes_read_before_timing": warmed,
-                "latency": results,
-                "targets_ms_p95": {"history_page": 50, "run_logs": 50, "replay": 100, "stats_30_days": 300},
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-            },
-            indent=2,
-        )
+    print_report(
+        {
+            "benchmark": "queries",
+            "runs_written": args.runs,
+            "run_rows": run_rows,
+            "spans": spans,
+            "fill_seconds": round(fill_seconds, 1),
+            "store_bytes_read_before_timing": warmed,
+            "latency": results,
+            "targets_ms_p95": {"history_page": 50, "run_logs": 50, "replay": 100, "stats_30_days": 300},
+        },
     )
     store.close()
     return 0

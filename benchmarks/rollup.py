@@ -12,15 +12,14 @@ minute (tracehouse's refresh), and, for comparison, recompute the whole day from
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from string import Template
+
+from report import print_report
 
 from tracehouse.store import Store, rollups, schema
 
@@ -62,17 +61,13 @@ def main() -> int:
         daily_where="Tenant = 'default' AND Day = today()",
     )
     day = _timed(lambda: store.client.command(whole_day), args.repeat)
-    print(
-        json.dumps(
-            {
-                "benchmark": "rollup",
-                "runs_today": args.runs,
-                "refresh_of_one_minute_s": round(minute, 4),
-                "recompute_of_the_whole_day_s": round(day, 4),
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-            },
-            indent=2,
-        )
+    print_report(
+        {
+            "benchmark": "rollup",
+            "runs_today": args.runs,
+            "refresh_of_one_minute_s": round(minute, 4),
+            "recompute_of_the_whole_day_s": round(day, 4),
+        },
     )
     store.close()
     return 0

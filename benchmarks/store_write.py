@@ -12,14 +12,13 @@ The rows are built from pydantic models here; the receiver's hot path builds col
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import resource
 import statistics
 import sys
 import tempfile
 import time
+
+from report import print_report
 
 from tracehouse.demo import sample_runs
 from tracehouse.store import Store, queries, runs_seen
@@ -88,9 +87,8 @@ def main() -> int:
         "disk_bytes_by_table": disk,
         "disk_bytes_per_span": round(sum(disk.values()) / spans),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }
-    print(json.dumps(result, indent=2))
+    print_report(result)
     return 0
 
 

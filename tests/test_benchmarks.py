@@ -42,3 +42,9 @@ def test_queries_benchmark_runs():
     assert report["spans"] > 3000 and report["run_rows"] == 600
     assert set(report["latency"]) == {"history_page", "history_page_agent", "run_logs", "replay", "stats_30_days"}
     assert all(v["p95_ms"] > 0 for v in report["latency"].values())
+
+
+def test_rollup_benchmark_runs():
+    report = _run("rollup.py", "--runs", "5000", "--repeat", "1")
+    assert report["runs_today"] == 5000 and report["machine"]
+    assert report["refresh_of_one_minute_s"] > 0 and report["recompute_of_the_whole_day_s"] > 0

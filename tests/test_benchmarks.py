@@ -48,3 +48,10 @@ def test_rollup_benchmark_runs():
     report = _run("rollup.py", "--runs", "5000", "--repeat", "1")
     assert report["runs_today"] == 5000 and report["machine"]
     assert report["refresh_of_one_minute_s"] > 0 and report["recompute_of_the_whole_day_s"] > 0
+
+
+def test_writer_benchmark_runs():
+    report = _run("writer.py", "--requests", "3")
+    assert report["spans"] == 3000 and report["batches"] >= 1
+    assert report["stored_spans_per_s"] > 0 and report["cpu_us_per_span"] > 0
+    assert any(kind.startswith("INSERT INTO") and kind.endswith(".otel_traces") for kind in report["statements"])

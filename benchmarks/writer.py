@@ -1,0 +1,94 @@
+"""The writer alone: how fast a backlog of spooled OTLP requests is stored, and where it goes.
+
+Fills a spool with ``--requests`` requests of the ingest benchmark (1,000 GenAI spans each,
+new ids every request), then lets the writer store the backlog in its ordinary batches on a
+fresh embedded store, in this process, with no receiver and no clients beside it. Reports
+spans/s stored, the process's CPU time per span (all engine threads), and the wall and CPU
+time of each kind of statement the writer ran. Prints one JSON object.
+
+    .venv/bin/python benchmarks/writer.py --requests 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import random
+import re
+import sys
+import tempfile
+import time
+
+from ingest import _renew_ids, build_request
+from report import print_report
+
+from tracehouse.ingest.metrics import Metrics
+from tracehouse.ingest.spool import KIND_TRACES, Spool
+from tracehouse.ingest.writer import RetentionPolicy, Writer
+from tracehouse.store import Store
+
+
+def _statement_kind(sql: str) -> str:
+    """A statement's first words and table: ``INSERT INTO tracehouse.events``."""
+    words = re.sub(r"\s+", " ", str(sql)).strip()
+    match = re.match(r"(INSERT INTO \S+|CREATE TEMPORARY TABLE \S+|SELECT .{0,40}? FROM \S+|\S+ \S+ \S+)", words)
+    return match.group(1) if match else words[:60]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=150, help="requests of 1,000 spans in the backlog")
+    args = parser.parse_args()
+
+    directory = tempfile.mkdtemp(prefix="tracehouse-writer-")
+    store = Store.open(f"chdb://{directory}/store")
+    spool = Spool(f"{directory}/spool", max_bytes=8 << 30)
+    rng = random.Random(1)
+    request = build_request(1)
+    for _ in range(args.requests):
+        _renew_ids(request, rng)
+        spool.append(KIND_TRACES, "", request.SerializeToString())
+
+    wall: dict[str, float] = collections.defaultdict(float)
+    cpu: dict[str, float] = collections.defaultdict(float)
+    for name in ("command", "query", "insert"):
+        method = getattr(store.client, name)
+
+        def timed(sql, *a, _method=method, **k):
+            started, started_cpu = time.perf_counter(), time.process_time()
+            try:
+                return _method(sql, *a, **k)
+            finally:
+                kind = _statement_kind(sql)
+                wall[kind] += time.perf_counter() - started
+                cpu[kind] += time.process_time() - started_cpu
+
+        setattr(store.client, name, timed)
+
+    writer = Writer(store, spool, RetentionPolicy(store, 30), Metrics())
+    spans = args.requests * 1000
+    started, started_cpu, batches = time.perf_counter(), time.process_time(), 0
+    while spool.pending_bytes:
+        writer.write(spool.read(spool.committed, writer.batch_bytes))
+        batches += 1
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
+    top = sorted(cpu, key=cpu.get, reverse=True)[:10]
+    print_report(
+        {
+            "benchmark": "writer",
+            "spans": spans,
+            "batches": batches,
+            "stored_spans_per_s": round(spans / seconds),
+            "cpu_us_per_span": round(cpu_seconds / spans * 1e6, 1),
+            "statements": {
+                kind: {"wall_s": round(wall[kind], 3), "cpu_us_per_span": round(cpu[kind] / spans * 1e6, 2)}
+                for kind in top
+            },
+        }
+    )
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

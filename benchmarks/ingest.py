@@ -89,7 +89,7 @@ def build_request(seed: int):
     return request
 
 
-def _renew_ids(request, rng: random.Random) -> None:
+def renew_ids(request, rng: random.Random) -> None:
     """New trace and span ids, keeping each run's parent links; the runs start now (a request
     carries runs that just ended, as an exporter's would)."""
     spans = request.resource_spans[0].scope_spans[0].spans
@@ -146,7 +146,7 @@ def client(transport: str, target: str, seconds: float, seed: int, out: mp.Queue
             if pause > 0:
                 time.sleep(pause)
         sent += 1
-        _renew_ids(request, rng)
+        renew_ids(request, rng)
         body = request.SerializeToString()
         t0 = time.perf_counter()
         ok = export(body)

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from ingest import _renew_ids, build_request
+from ingest import build_request, renew_ids
 from report import print_report
 
 from tracehouse.ingest.metrics import Metrics
@@ -46,7 +46,7 @@ def main() -> int:
     rng = random.Random(1)
     request = build_request(1)
     for _ in range(args.requests):
-        _renew_ids(request, rng)
+        renew_ids(request, rng)
         spool.append(KIND_TRACES, "", request.SerializeToString())
 
     wall: dict[str, float] = collections.defaultdict(float)

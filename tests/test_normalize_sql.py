@@ -30,8 +30,7 @@ from tracehouse.ingest.normalize_sql import EngineNormalizer, frame
 from tracehouse.store import rows, runs_seen, schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from ingest import _renew_ids as renew_ids  # noqa: E402
-from ingest import build_request  # noqa: E402
+from ingest import build_request, renew_ids  # noqa: E402
 
 
 def _capture_convention_fixtures() -> list[tuple[str, bytes, dict]]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from tracehouse import __version__
 from tracehouse.client import Client, ClientError
+from tracehouse.ingest.checks import DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_CLOCK_SKEW, DEFAULT_MAX_VALUE_BYTES
 from tracehouse.ingest.writer import DEFAULT_INTERVAL
 from tracehouse.model import Node, Run
 from tracehouse.store import DEFAULT_DSN, DSNError, Store, StoreError, migrations, parse_dsn
@@ -120,6 +121,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(_env("MAX_REQUEST_MB", "20")),
         help="largest request accepted, after decompression (env TRACEHOUSE_MAX_REQUEST_MB; default 20)",
     )
+    serve.add_argument(
+        "--max-clock-skew",
+        type=float,
+        default=float(_env("MAX_CLOCK_SKEW", str(DEFAULT_MAX_CLOCK_SKEW))),
+        help="seconds a span may start or end in the future before it is rejected as a wrong clock "
+        f"(env TRACEHOUSE_MAX_CLOCK_SKEW; default {DEFAULT_MAX_CLOCK_SKEW:.0f}, a day)",
+    )
+    serve.add_argument(
+        "--max-attributes",
+        type=int,
+        default=int(_env("MAX_ATTRIBUTES", str(DEFAULT_MAX_ATTRIBUTES))),
+        help="attributes kept per span, event or log record; the rest are dropped and counted "
+        f"(env TRACEHOUSE_MAX_ATTRIBUTES; default {DEFAULT_MAX_ATTRIBUTES})",
+    )
+    serve.add_argument(
+        "--max-value-kb",
+        type=int,
+        default=int(_env("MAX_VALUE_KB", str(DEFAULT_MAX_VALUE_BYTES >> 10))),
+        help="largest attribute value or log body kept whole; larger ones are truncated with a marker "
+        f"(env TRACEHOUSE_MAX_VALUE_KB; default {DEFAULT_MAX_VALUE_BYTES >> 10})",
+    )
 
     def server_args(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -221,6 +243,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
+    from tracehouse.ingest.checks import Limits
     from tracehouse.ingest.receiver import parse_api_keys
     from tracehouse.server import Settings, run
 
@@ -251,6 +274,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_request_bytes=args.max_request_mb << 20,
             normalize=args.normalize,
             batch_interval=args.batch_interval,
+            limits=Limits(
+                max_clock_skew=args.max_clock_skew,
+                max_attributes=args.max_attributes,
+                max_value_bytes=args.max_value_kb << 10,
+            ),
         )
     )
     return 0

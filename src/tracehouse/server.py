@@ -6,11 +6,12 @@ import logging
 import os
 import signal
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvicorn
 
 from tracehouse.api.app import create_app
+from tracehouse.ingest.checks import Limits
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.otlp_grpc import start_grpc
 from tracehouse.ingest.receiver import DEFAULT_MAX_BYTES, Auth, Receiver
@@ -37,6 +38,7 @@ class Settings:
     max_request_bytes: int = DEFAULT_MAX_BYTES
     batch_interval: float = DEFAULT_INTERVAL
     normalize: str = "auto"  # auto (the engine where the store is embedded), engine or python
+    limits: Limits = field(default_factory=Limits)  # what the receiver accepts per span
 
     def spool_dir(self, address: StoreAddress) -> str:
         if self.spool:
@@ -76,7 +78,7 @@ def run(settings: Settings) -> None:
         interval=settings.batch_interval,
         engine_normalize={"auto": None, "engine": True, "python": False}[settings.normalize],
     )
-    receiver = Receiver(spool, auth, metrics, max_bytes=settings.max_request_bytes)
+    receiver = Receiver(spool, auth, metrics, max_bytes=settings.max_request_bytes, limits=settings.limits)
     writer.start()
     grpc_server = None
     try:

@@ -27,6 +27,12 @@ class Metrics:
         self.rejected = Counter(
             "tracehouse_items_rejected", "Spans and log records refused, by reason", ["signal", "reason"], registry=r
         )
+        self.limited = Counter(
+            "tracehouse_items_limited",
+            "Spans and log records kept with attributes dropped or values truncated, by limit",
+            ["signal", "limit"],
+            registry=r,
+        )
         self.requests = Counter(
             "tracehouse_requests", "Export requests by transport and outcome", ["transport", "outcome"], registry=r
         )

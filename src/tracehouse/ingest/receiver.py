@@ -10,6 +10,7 @@ import hmac
 from dataclasses import dataclass
 
 from tracehouse.ingest import otlp
+from tracehouse.ingest.checks import Checker, Limits
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Spool, SpoolFull
 
@@ -69,11 +70,20 @@ class Auth:
 
 
 class Receiver:
-    def __init__(self, spool: Spool, auth: Auth, metrics: Metrics, *, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(
+        self,
+        spool: Spool,
+        auth: Auth,
+        metrics: Metrics,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        limits: Limits | None = None,
+    ):
         self.spool = spool
         self.auth = auth
         self.metrics = metrics
         self.max_bytes = max_bytes
+        self.checker = Checker(limits)
         self.accepting = True
 
     def export(self, signal: otlp.Signal, body: bytes, content_type: str, tenant: str, transport: str) -> bytes:
@@ -84,22 +94,24 @@ class Receiver:
         if len(body) > self.max_bytes:
             raise TooLarge(f"the request is {len(body)} bytes, over the {self.max_bytes}-byte limit")
         request = otlp.decode(signal, body, content_type)
-        validated = otlp.validate(signal, request)
-        total = validated.accepted + validated.rejected
-        self.metrics.received.labels(signal.name, transport).inc(total)
-        if validated.rejected:
-            self.metrics.rejected.labels(signal.name, "invalid").inc(validated.rejected)
-        if validated.accepted:
+        checked = self.checker.traces(request) if signal is otlp.TRACES else self.checker.logs(request)
+        self.metrics.received.labels(signal.name, transport).inc(checked.accepted + checked.rejected)
+        for reason, (count, _) in checked.rejections.items():
+            self.metrics.rejected.labels(signal.name, reason).inc(count)
+        for limit, (count, _) in checked.limited.items():
+            self.metrics.limited.labels(signal.name, limit).inc(count)
+        if checked.accepted:
             if not self.accepting:
-                self.metrics.rejected.labels(signal.name, "shutting_down").inc(validated.accepted)
+                self.metrics.rejected.labels(signal.name, "shutting_down").inc(checked.accepted)
                 raise Backpressure("the server is shutting down")
-            # A protobuf body with nothing rejected is spooled as it came; else re-encoded.
-            payload = body if content_type == otlp.PROTOBUF and not validated.rejected else request.SerializeToString()
+            # A protobuf body the checks left as it was is spooled as it came; else re-encoded.
+            changed = checked.rejected or checked.limited
+            payload = body if content_type == otlp.PROTOBUF and not changed else request.SerializeToString()
             kind = KIND_TRACES if signal is otlp.TRACES else KIND_LOGS
             try:
                 self.spool.append(kind, tenant, payload)
             except SpoolFull as exc:
-                self.metrics.rejected.labels(signal.name, "backpressure").inc(validated.accepted)
+                self.metrics.rejected.labels(signal.name, "backpressure").inc(checked.accepted)
                 raise Backpressure(str(exc)) from None
-            self.metrics.accepted.labels(signal.name).inc(validated.accepted)
-        return otlp.response(signal, validated, content_type)
+            self.metrics.accepted.labels(signal.name).inc(checked.accepted)
+        return otlp.response(signal, checked.rejected, checked.message(signal.items), content_type)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracehouse import semconv
+from tracehouse.truncation import truncate
 
 REDACTED = "[REDACTED:{kind}]"
 DEFAULT_MAX_PAYLOAD_BYTES = 32 * 1024
@@ -143,17 +144,6 @@ def decoded(value: Any) -> Any:
         except ValueError:
             return value
     return value
-
-
-def truncate(text: str, max_bytes: int) -> tuple[str, int | None]:
-    """``text`` cut to at most ``max_bytes`` UTF-8 bytes with a visible marker, and the
-    original size in bytes; or ``text`` and None when it fits."""
-    size = len(text.encode())
-    if size <= max_bytes:
-        return text, None
-    marker = f"…[truncated by tracehouse: {size} bytes]"
-    keep = max(0, max_bytes - len(marker.encode()))
-    return text.encode()[:keep].decode(errors="ignore") + marker, size
 
 
 def _env_flag(name: str) -> bool | None:

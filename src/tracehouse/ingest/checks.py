@@ -1,0 +1,273 @@
+"""What the receiver checks in each span and log record before it acknowledges them.
+
+The rules, applied per item (one bad span never costs the rest of its request):
+
+- **ids**: a span's trace id is 16 bytes and its span id 8, neither all zero; a parent id is
+  empty or 8 bytes; a log record's ids are empty or of those sizes. Otherwise the item is
+  rejected.
+- **times**: a span starts and ends (and each of its events happens) no further in the future
+  than ``max_clock_skew`` and no further in the past than any retention could keep it
+  (:data:`~tracehouse.model.MAX_TTL_DAYS`); it does not end before it starts; it has a start
+  time. A log record's time (or, when it has none, its observed time) obeys the same window.
+  Otherwise the item is rejected with a message that says by how much and what to check.
+  Rows outside this window would land in partitions that retention drops at once, or that
+  the engine cannot represent; checked here, such data never reaches the writer.
+- **sizes**: at most ``max_attributes`` attributes per span, event or log record (the rest
+  are dropped and counted in the item's ``dropped_attributes_count``, as the OpenTelemetry
+  SDK's own limits do); a string or bytes value larger than ``max_value_bytes`` is cut to
+  that size with a visible marker and its original size noted in
+  ``tracehouse.truncated.<attribute>``.
+
+Rejections go back to the client through OTLP partial success, and limits applied go back as
+its warning message; both are counted by reason in ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from google.protobuf.message import Message
+
+from tracehouse import semconv
+from tracehouse.model import MAX_TTL_DAYS
+from tracehouse.truncation import truncate
+
+DEFAULT_MAX_CLOCK_SKEW = 24 * 3600.0  # seconds a sender's clock may run ahead
+DEFAULT_MAX_ATTRIBUTES = 1024  # per span, event or log record (the OTel SDK's default is 128)
+DEFAULT_MAX_VALUE_BYTES = 1 << 20  # one attribute value or log body, in bytes
+
+_NS = 1_000_000_000
+_DAY_NS = 86_400 * _NS
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the receiver accepts; validates itself."""
+
+    max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW
+    max_age_days: int = MAX_TTL_DAYS
+    max_attributes: int = DEFAULT_MAX_ATTRIBUTES
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_clock_skew <= 365 * 86_400:
+            raise ValueError("the clock skew allowed must be between 0 seconds and 365 days")
+        if not 1 <= self.max_age_days <= MAX_TTL_DAYS:
+            raise ValueError(f"the oldest age accepted must be between 1 and {MAX_TTL_DAYS} days")
+        if self.max_attributes < 1:
+            raise ValueError("at least one attribute per item must be allowed")
+        if self.max_value_bytes < 256:
+            raise ValueError("attribute values of at least 256 bytes must be allowed")
+
+
+@dataclass
+class Outcome:
+    """What the checks did to one request."""
+
+    accepted: int = 0
+    rejected: int = 0
+    rejections: dict[str, list] = field(default_factory=dict)  # reason -> [count, first message]
+    limited: dict[str, list] = field(default_factory=dict)  # limit -> [items, first message]
+
+    def reject(self, reason: str, message: str) -> None:
+        self._note(self.rejections, reason, message)
+
+    def limit(self, kind: str, message: str) -> None:
+        self._note(self.limited, kind, message)
+
+    @staticmethod
+    def _note(into: dict[str, list], key: str, message: str) -> None:
+        entry = into.get(key)
+        if entry is None:
+            into[key] = [1, message]
+        else:
+            entry[0] += 1
+
+    def message(self, items: str) -> str:
+        """The partial success message: why items were rejected, then the limits applied."""
+        parts = [_summary(count, f"{items} rejected", text) for count, text in self.rejections.values()]
+        parts += [_summary(count, f"{items} limited", text) for count, text in self.limited.values()]
+        return "; ".join(parts)
+
+
+def _summary(count: int, what: str, first: str) -> str:
+    return f"{count} {what}: {first}" + (" (and others alike)" if count > 1 else "")
+
+
+class Checker:
+    """Applies :class:`Limits` to decoded requests, in place."""
+
+    def __init__(self, limits: Limits | None = None, clock: Any = time.time_ns):
+        self.limits = limits or Limits()
+        self._clock = clock
+
+    def _window(self) -> _Window:
+        now = self._clock()
+        days = self.limits.max_age_days
+        return _Window(now - days * _DAY_NS, now + int(self.limits.max_clock_skew * _NS), now, days)
+
+    def traces(self, request: Message) -> Outcome:
+        outcome = Outcome()
+        window = self._window()
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                _keep(scope_spans.spans, lambda span: self._span(span, window, outcome), outcome)
+        return outcome
+
+    def logs(self, request: Message) -> Outcome:
+        outcome = Outcome()
+        window = self._window()
+        for resource_logs in request.resource_logs:
+            for scope_logs in resource_logs.scope_logs:
+                _keep(scope_logs.log_records, lambda record: self._log(record, window, outcome), outcome)
+        return outcome
+
+    # --- one item: a (reason, message) when it is rejected, else None --------------------------
+
+    def _span(self, span: Any, window: _Window, outcome: Outcome) -> tuple[str, str] | None:
+        if len(span.trace_id) != 16 or not any(span.trace_id):
+            return "invalid_id", "trace id must be 16 bytes, not all zero"
+        if len(span.span_id) != 8 or not any(span.span_id):
+            return "invalid_id", "span id must be 8 bytes, not all zero"
+        if span.parent_span_id and len(span.parent_span_id) != 8:
+            return "invalid_id", "parent span id must be empty or 8 bytes"
+        start, end = span.start_time_unix_nano, span.end_time_unix_nano
+        if not start:
+            return "no_start_time", "span has no start time"
+        if end and end < start:
+            return "end_before_start", "span ends before it starts"
+        problem = _outside("span starts", start, window) or (end and _outside("span ends", end, window))
+        if not problem:
+            for event in span.events:
+                when = event.time_unix_nano
+                problem = when and _outside(f"span event {event.name[:80]!r} is", when, window)
+                if problem:
+                    break
+        if problem:
+            return problem
+        self._limit(span, outcome, "span")
+        return None
+
+    def _log(self, record: Any, window: _Window, outcome: Outcome) -> tuple[str, str] | None:
+        if record.trace_id and len(record.trace_id) != 16:
+            return "invalid_id", "trace id must be empty or 16 bytes"
+        if record.span_id and len(record.span_id) != 8:
+            return "invalid_id", "span id must be empty or 8 bytes"
+        when = record.time_unix_nano or record.observed_time_unix_nano
+        if when:  # neither: the receiver's clock dates it
+            problem = _outside("log record is", when, window)
+            if problem:
+                return problem
+        self._limit(record, outcome, "log record")
+        return None
+
+    # --- sizes ---------------------------------------------------------------------------------
+
+    def _limit(self, item: Any, outcome: Outcome, what: str) -> None:
+        """Cap the attribute counts and value sizes of a span (with its events) or log record."""
+        cap = self.limits.max_attributes
+        owners = [item, *getattr(item, "events", ())]
+        for owner in owners:
+            extra = len(owner.attributes) - cap
+            if extra > 0:
+                del owner.attributes[cap:]
+                owner.dropped_attributes_count += extra
+                outcome.limit(
+                    "attributes", f"a {what} had {cap + extra} attributes, over the limit of {cap}: {extra} dropped"
+                )
+        if item.ByteSize() <= self.limits.max_value_bytes:  # the common case: nothing can be too large
+            return
+        for owner in owners:
+            notes = {}
+            for kv in owner.attributes:
+                size = _shrink(kv.value, self.limits.max_value_bytes)
+                if size:
+                    notes[kv.key] = size
+            for key, size in notes.items():
+                note = owner.attributes.add()
+                note.key = f"{semconv.TRACEHOUSE_TRUNCATED}.{key}"
+                note.value.int_value = size
+                outcome.limit(
+                    "value_size",
+                    f"{what} attribute {key[:80]!r} is {size} bytes, over the limit of "
+                    f"{self.limits.max_value_bytes}: truncated",
+                )
+        if what == "log record":
+            size = _shrink(item.body, self.limits.max_value_bytes)
+            if size:
+                cap = self.limits.max_value_bytes
+                outcome.limit("value_size", f"a log body is {size} bytes, over the limit of {cap}: truncated")
+
+
+def _keep(items: Any, check: Any, outcome: Outcome) -> None:
+    """Check each item of a repeated field; delete the rejected ones."""
+    bad = []
+    for index, item in enumerate(items):
+        problem = check(item)
+        if problem:
+            bad.append(index)
+            outcome.reject(*problem)
+    for index in reversed(bad):
+        del items[index]
+    outcome.rejected += len(bad)
+    outcome.accepted += len(items)
+
+
+def _shrink(value: Any, cap: int) -> int:
+    """Cut the strings and bytes inside an AnyValue that are over ``cap`` bytes; the original
+    size of the value when something was cut, else 0."""
+    if value.ByteSize() <= cap:
+        return 0
+    size = value.ByteSize()
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        value.string_value = truncate(value.string_value, cap)[0]
+    elif which == "bytes_value":
+        value.bytes_value = value.bytes_value[:cap]
+    elif which == "array_value":
+        for item in value.array_value.values:
+            _shrink(item, cap)
+    elif which == "kvlist_value":
+        for kv in value.kvlist_value.values:
+            _shrink(kv.value, cap)
+    return size
+
+
+class _Window(NamedTuple):
+    """The times a row may have: ``oldest`` to ``newest`` ns, seen at ``now``."""
+
+    oldest: int
+    newest: int
+    now: int
+    days: int
+
+
+def _outside(what: str, ns: int, window: _Window) -> tuple[str, str] | None:
+    """Why ``ns`` is outside the window, as (reason, message), or None."""
+    if ns > window.newest:
+        ahead = _duration(ns - window.now)
+        return "future", f"{what} {ahead} in the future ({_when(ns)}): check the sending host's clock"
+    if ns < window.oldest:
+        return "too_old", (
+            f"{what} {_duration(window.now - ns)} in the past ({_when(ns)}), older than any retention keeps "
+            f"({window.days} days): check the sending host's clock or the times of imported data"
+        )
+    return None
+
+
+def _duration(ns: int) -> str:
+    seconds = ns / _NS
+    for unit, size in (("days", 86_400), ("hours", 3_600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} seconds"
+
+
+def _when(ns: int) -> str:
+    try:
+        return datetime.fromtimestamp(ns / _NS, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{ns} ns after 1970"

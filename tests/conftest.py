@@ -87,3 +87,33 @@ def _unconfigure_tracehouse():
     from tracehouse.instrument import shutdown
 
     shutdown()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Any) -> Iterator[Any]:
+    """A filesystem that really runs out: a 4 MiB tmpfs (mounting one needs root, which the
+    test machines and CI have)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.fail(f"a full-disk test needs a tmpfs mount (as root): {result.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(directory: Any, leave: int = 0) -> Any:
+    """Fill the filesystem of ``directory`` but for about ``leave`` bytes; the filler file."""
+    filler = directory / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    if leave:
+        os.truncate(filler, max(0, os.path.getsize(filler) - leave))
+    return filler

@@ -132,3 +132,39 @@ def test_acknowledged_records_survive_sigkill(tmp_path):
     stored = [int(p[: len(p) // 100]) for p in payloads]
     assert stored[: len(acked)] == acked  # everything acknowledged is there, in order
     assert stored == list(range(len(stored)))  # and nothing torn or out of place
+
+
+def test_a_full_disk_refuses_appends_whole_and_recovers_by_itself(small_disk):
+    from conftest import fill
+
+    spool = Spool(str(small_disk / "spool"), segment_bytes=1 << 20)
+    stored = [spool.append(KIND_TRACES, "t", b"a" * 1000) for _ in range(3)]
+    filler = fill(small_disk, leave=1500)  # room for one more record, not for two
+    spool.append(KIND_TRACES, "t", b"b" * 1000)
+    with pytest.raises(SpoolFull, match="disk refuses writes"):
+        spool.append(KIND_TRACES, "t", b"c" * 1000)
+    # Nothing torn: the log holds exactly the acknowledged records, and reopens cleanly.
+    assert [r.payload[:1] for r in spool.read(0)] == [b"a", b"a", b"a", b"b"] and stored[0] == 0
+    size = os.path.getsize(small_disk / "spool" / "00000000000000000000.spool")
+    assert size == spool.end
+    # Space returns: appends go on, with nothing lost.
+    os.remove(filler)
+    spool.append(KIND_TRACES, "t", b"d" * 1000)
+    assert [r.payload[:1] for r in spool.read(0)] == [b"a", b"a", b"a", b"b", b"d"]
+    spool.close()
+    assert [r.payload[:1] for r in Spool(str(small_disk / "spool")).read(0)] == [b"a", b"a", b"a", b"b", b"d"]
+
+
+def test_on_a_full_disk_the_space_of_stored_records_is_reclaimed(small_disk):
+    from conftest import fill
+
+    spool = Spool(str(small_disk / "spool"))  # one large segment: it is never rotated by size here
+    for _ in range(1000):
+        spool.append(KIND_TRACES, "t", b"x" * 1000)
+    fill(small_disk)
+    with pytest.raises(SpoolFull):
+        spool.append(KIND_TRACES, "t", b"y" * 1000)
+    spool.commit(spool.end, 1000)  # the writer stored everything: its segment may go
+    position = spool.append(KIND_TRACES, "t", b"z" * 1000)
+    assert [r.payload[:1] for r in spool.read(spool.committed)] == [b"z"] and position == spool.committed
+    assert spool.pending_records == 1

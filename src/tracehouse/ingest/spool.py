@@ -18,6 +18,8 @@ time in nanoseconds since the epoch (8 bytes), tenant (UTF-8), payload.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import struct
 import threading
@@ -39,7 +41,8 @@ LOCK_FILE = "spool.lock"
 
 
 class SpoolFull(Exception):
-    """The spool holds as many unwritten bytes as it may: the client should retry later."""
+    """The spool holds as many unwritten bytes as it may, or its disk is full: the client
+    should retry later."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,17 @@ class Spool:
         self._lock = threading.Lock()
         self._synced = threading.Condition(self._lock)
         self._data = threading.Condition(self._lock)
+        self._checkpoint_fd: int | None = None
         self.committed = self._read_checkpoint()
         self._end, self._fd, self._segment_start = self._recover()
         self._synced_upto = self._end
         self._syncing = False
         self._closed = False
         self._pending_records = sum(1 for _ in self._records_from(self.committed, self._end))
+        # The checkpoint's blocks, taken now, so that committing later needs no free space (on a
+        # disk full at start, the first commit tries again).
+        with contextlib.suppress(OSError):
+            self._write_checkpoint(self.committed)
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -95,11 +103,28 @@ class Spool:
         return os.path.join(self.directory, f"{start:020d}{SUFFIX}")
 
     def _read_checkpoint(self) -> int:
+        """The committed position: ``<position> <crc32 of it>``, written in place (a bare
+        number, as older versions wrote, is read too). A checkpoint that fails its check means
+        replaying every record kept, which deduplication makes safe."""
         try:
             with open(os.path.join(self.directory, CHECKPOINT)) as f:
-                return int(f.read().strip() or 0)
+                text = f.read().strip()
         except FileNotFoundError:
             return 0
+        number, _, check = text.partition(" ")
+        if not number.isdigit() or (check and check != f"{zlib.crc32(number.encode()):08x}"):
+            return 0
+        return int(number)
+
+    def _write_checkpoint(self, position: int) -> None:
+        """Overwrite the checkpoint in place, at a fixed width: unlike a new file renamed over
+        it, this needs no free space, so the writer can commit (and free segments) on a full
+        disk."""
+        if self._checkpoint_fd is None:
+            self._checkpoint_fd = os.open(os.path.join(self.directory, CHECKPOINT), os.O_RDWR | os.O_CREAT, 0o644)
+        number = f"{position:020d}"
+        os.pwrite(self._checkpoint_fd, f"{number} {zlib.crc32(number.encode()):08x}\n".encode(), 0)
+        os.fdatasync(self._checkpoint_fd)
 
     def _recover(self) -> tuple[int, int, int]:
         """Find the end of the log, cutting off a torn last record; open the last segment."""
@@ -146,10 +171,21 @@ class Spool:
                 raise SpoolFull(
                     f"spool holds {self._end - self.committed} bytes not yet stored (limit {self.max_bytes})"
                 )
-            if self._end - self._segment_start >= self.segment_bytes:
-                self._rotate()
+            try:
+                if self._end - self._segment_start >= self.segment_bytes:
+                    self._rotate()
+            except OSError as exc:
+                raise SpoolFull(f"the spool's disk refuses a new segment ({exc.strerror or exc})") from None
             position = self._end
-            os.write(self._fd, header + body)
+            try:
+                self._write(header + body)
+            except OSError as exc:  # the disk is full (or failing): nothing of this record stays
+                if not self._reclaim():
+                    raise SpoolFull(f"the spool's disk refuses writes ({exc.strerror or exc})") from None
+                try:
+                    self._write(header + body)
+                except OSError as again:
+                    raise SpoolFull(f"the spool's disk refuses writes ({again.strerror or again})") from None
             self._end += size
             self._pending_records += 1
             target = self._end
@@ -160,23 +196,49 @@ class Spool:
                     self._lock.release()
                     try:
                         os.fdatasync(fd)
+                    except OSError as exc:  # not durable, so not acknowledged: the client retries
+                        raise SpoolFull(f"the spool's disk cannot sync ({exc.strerror or exc})") from None
                     finally:
                         self._lock.acquire()
                         self._syncing = False
+                        self._synced.notify_all()  # after a failed sync, another appender leads
                     self._synced_upto = max(self._synced_upto, upto)
-                    self._synced.notify_all()
                     self._data.notify_all()
                 else:
                     self._synced.wait()
             return position
 
+    def _write(self, data: bytes) -> None:
+        """Write at the end of the log, whole or not at all: a short or failed write is cut off
+        again (the descriptor appends, so the cut is where the next record goes)."""
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            os.ftruncate(self._fd, self._end - self._segment_start)
+            raise
+
+    def _reclaim(self) -> bool:
+        """With the disk full, free the space of what is already stored: the open segment is
+        kept until the log rotates, so when part of it is committed, rotate and delete the
+        segments wholly before the committed position. Whether space was freed."""
+        if self.committed <= self._segment_start:
+            return False
+        try:
+            self._rotate()
+        except OSError:
+            return False
+        self._drop_committed_segments()
+        return True
+
     def _rotate(self) -> None:
         while self._syncing:  # never close the descriptor a group-commit leader is syncing
             self._synced.wait()
         os.fdatasync(self._fd)
+        fd = os.open(self._path(self._end), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.close(self._fd)
-        self._segment_start = self._end
-        self._fd = os.open(self._path(self._end), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd, self._segment_start = fd, self._end
         self._fsync_directory()
 
     # --- reading and committing ------------------------------------------------------------------
@@ -229,19 +291,17 @@ class Spool:
     def commit(self, position: int, records: int = 0) -> None:
         """Everything before ``position`` (``records`` more records) is stored: remember it, and
         drop the segments that are wholly before it."""
-        path = os.path.join(self.directory, CHECKPOINT)
-        with open(path + ".tmp", "w") as f:
-            f.write(str(position))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(path + ".tmp", path)
+        self._write_checkpoint(position)  # only the writer commits: no lock needed for the file
         with self._lock:
             self.committed = position
             self._pending_records = max(0, self._pending_records - records)
-            segments = self._segments()
-            for i, segment in enumerate(segments[:-1]):
-                if segments[i + 1] <= position and segment != self._segment_start:
-                    os.remove(self._path(segment))
+            self._drop_committed_segments()
+
+    def _drop_committed_segments(self) -> None:
+        segments = self._segments()
+        for i, segment in enumerate(segments[:-1]):
+            if segments[i + 1] <= self.committed and segment != self._segment_start:
+                os.remove(self._path(segment))
 
     def close(self) -> None:
         with self._lock:
@@ -249,4 +309,6 @@ class Spool:
                 self._closed = True
                 os.fdatasync(self._fd)
                 os.close(self._fd)
+                if self._checkpoint_fd is not None:
+                    os.close(self._checkpoint_fd)
                 os.close(self._dir_lock)

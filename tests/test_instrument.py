@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
+import re
 
 import pytest
 from opentelemetry import trace
@@ -283,6 +286,173 @@ def test_decorated_functions_record_arguments_and_results(spans):
     assert calculator("again") == 5  # each call is its own run
     roots = [x for x in spans.get_finished_spans() if x.name == "invoke_agent calculator"]
     assert len({r.attributes[semconv.TRACEHOUSE_RUN_ID] for r in roots}) == 2
+
+
+def _returns(a: int, b: int = 1) -> list[int]:
+    """A plain function."""
+    return [a, b]
+
+
+async def _awaits(a: int, b: int = 1) -> list[int]:
+    """A coroutine function."""
+    await asyncio.sleep(0)
+    return [a, b]
+
+
+def _yields(a: int, b: int = 1):
+    """A generator function."""
+    yield a
+    yield b
+
+
+async def _async_yields(a: int, b: int = 1):
+    """An async generator function."""
+    yield a
+    await asyncio.sleep(0)
+    yield b
+
+
+def _call(fn, *args):
+    """What calling ``fn`` gives its caller, whatever kind of function it is."""
+    if inspect.isasyncgenfunction(fn):
+
+        async def drain() -> list:
+            return [item async for item in fn(*args)]
+
+        return asyncio.run(drain())
+    if inspect.iscoroutinefunction(fn):
+        return asyncio.run(fn(*args))
+    if inspect.isgeneratorfunction(fn):
+        return list(fn(*args))
+    return fn(*args)
+
+
+def _kinds(fn) -> list[bool]:
+    return [
+        inspect.iscoroutinefunction(fn),
+        inspect.isgeneratorfunction(fn),
+        inspect.isasyncgenfunction(fn),
+    ]
+
+
+_UNNAMED = {  # the span a scope named after ``fn`` opens, its identifying attributes and output attribute
+    "run": (
+        "invoke_agent {}",
+        lambda name: {semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: name},
+        semconv.TRACEHOUSE_RUN_OUTPUT,
+    ),
+    "node": ("{}", lambda name: {semconv.TRACEHOUSE_NODE_TYPE: "step"}, semconv.TRACEHOUSE_NODE_OUTPUT),
+    "tool": (
+        "execute_tool {}",
+        lambda name: {semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: name},
+        semconv.GEN_AI_TOOL_CALL_RESULT,
+    ),
+}
+
+
+@pytest.mark.parametrize("fn", [_returns, _awaits, _yields, _async_yields], ids=lambda fn: fn.__name__.strip("_"))
+@pytest.mark.parametrize("form", ["bare", "empty"])
+@pytest.mark.parametrize("api_name", sorted(_UNNAMED))
+def test_a_decorator_without_a_name_is_named_after_the_function(spans, api_name, form, fn):
+    """``@tracehouse.tool`` and ``@tracehouse.tool()`` are ``@tracehouse.tool("fn_name")``."""
+    api = getattr(tracehouse, api_name)
+    decorated = api(fn) if form == "bare" else api()(fn)
+    assert _call(decorated, 2, 3) == _call(fn, 2, 3) == [2, 3]  # what the caller gets is unchanged
+    assert (decorated.__name__, decorated.__doc__, decorated.__wrapped__) == (fn.__name__, fn.__doc__, fn)
+    assert _kinds(decorated) == _kinds(fn)
+    [span] = spans.get_finished_spans()
+    span_name, identity, output = _UNNAMED[api_name]
+    assert span.name == span_name.format(fn.__name__) and span.kind is SpanKind.INTERNAL
+    assert identity(fn.__name__).items() <= span.attributes.items()
+    assert json.loads(span.attributes[output]) == [2, 3]
+    assert span.status.status_code is StatusCode.UNSET
+    _call(api(fn.__name__)(fn), 2, 3)  # the named form, for comparison
+    unnamed, named = spans.get_finished_spans()
+
+    def shape(s) -> tuple:
+        return s.name, s.kind, {k: v for k, v in s.attributes.items() if k != semconv.TRACEHOUSE_RUN_ID}
+
+    assert shape(unnamed) == shape(named)
+
+
+def test_bare_decorators_nest_and_take_the_other_arguments(spans):
+    @tracehouse.tool
+    def search_flights(to: str) -> dict:
+        return {"to": to, "best": 620}
+
+    @tracehouse.node(type="retriever")
+    async def fetch_prices(city: str) -> dict:
+        return search_flights(to=city)
+
+    @tracehouse.tool(description="Hotels of a city")
+    def search_hotels(city: str):
+        yield f"{city}-1"
+        yield f"{city}-2"
+
+    @tracehouse.run
+    async def planner(question: str) -> list:
+        return [await fetch_prices("FCO"), list(search_hotels("Rome"))]
+
+    assert asyncio.run(planner("Rome?")) == [{"to": "FCO", "best": 620}, ["Rome-1", "Rome-2"]]
+    s = _by_name(spans)
+    assert set(s) == {
+        "invoke_agent planner",
+        "fetch_prices",
+        "execute_tool search_flights",
+        "execute_tool search_hotels",
+    }
+    root = s["invoke_agent planner"]
+    assert s["fetch_prices"].parent.span_id == root.context.span_id
+    assert s["execute_tool search_flights"].parent.span_id == s["fetch_prices"].context.span_id
+    assert s["execute_tool search_hotels"].parent.span_id == root.context.span_id
+    assert s["fetch_prices"].attributes[semconv.TRACEHOUSE_NODE_TYPE] == "retriever"
+    assert s["execute_tool search_hotels"].attributes[semconv.GEN_AI_TOOL_DESCRIPTION] == "Hotels of a city"
+    assert json.loads(s["execute_tool search_flights"].attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS]) == {"to": "FCO"}
+    run_id = root.attributes[semconv.TRACEHOUSE_RUN_ID]
+    assert {x.attributes[semconv.TRACEHOUSE_RUN_ID] for x in s.values()} == {run_id}
+
+
+def test_llm_call_has_no_bare_form_and_says_what_to_write(spans):
+    right_form = re.escape('write @tracehouse.llm_call("gpt-4o")')
+    with pytest.raises(TypeError, match=f"needs a model: {right_form}.*decorated function"):
+
+        @tracehouse.llm_call
+        def summarize(text: str) -> str:
+            return text
+
+    with pytest.raises(TypeError, match=f"needs a model: {right_form}.*given int"):
+        tracehouse.llm_call(4)
+    assert spans.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize(("api_name", "example"), [("run", "planner"), ("node", "plan"), ("tool", "search_flights")])
+def test_misuses_seen_at_decoration_time_say_what_to_write(spans, api_name, example):
+    api = getattr(tracehouse, api_name)
+    with_form = re.escape(f'`with tracehouse.{api_name}("{example}") as handle:`')
+    with pytest.raises(TypeError, match=f"needs a name unless it decorates a function: write {with_form}"), api():
+        pass
+
+    async def in_async_with() -> None:
+        async with api():
+            pass
+
+    with pytest.raises(TypeError, match=with_form):
+        asyncio.run(in_async_with())
+    with pytest.raises(TypeError, match=with_form):
+        api().start()  # the instrumentors' way in
+    with pytest.raises(
+        TypeError, match=r"takes a name \(a string\), not int: write " + re.escape(f"@tracehouse.{api_name}(")
+    ):
+        api(42)
+    with pytest.raises(TypeError, match=f"decorates a function, not str: .*{with_form}"):
+        api(example)("not a function")
+    with pytest.raises(TypeError, match="without a name decorates a function and is named after it, not int"):
+        api()(42)
+    with pytest.raises(
+        TypeError, match=r"which has no __name__: give it a name, " + re.escape(f'tracehouse.{api_name}("')
+    ):
+        api(functools.partial(_returns, 1))
+    assert spans.get_finished_spans() == ()  # nothing half-recorded
 
 
 def _all_text(exporter) -> str:

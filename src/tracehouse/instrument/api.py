@@ -2,11 +2,17 @@
 
 Each of :func:`run`, :func:`node`, :func:`llm_call` and :func:`tool` returns a scope that works
 as a context manager (``with`` / ``async with``) and as a decorator (of functions, coroutines,
-generators and async generators). A scope opens one OpenTelemetry span named and attributed by
-the GenAI conventions, makes it current (so anything started inside, including other
-instrumentors' spans, is its child), and ends it with the outcome: an exception leaves ERROR
-status, ``error.type`` and the recorded exception, and is re-raised untouched; cancellation
-(``asyncio.CancelledError``, ``KeyboardInterrupt``) shows as ``tracehouse.status=cancelled``.
+generators and async generators). ``run``, ``node`` and ``tool`` also decorate bare
+(``@tracehouse.tool``) or without a name (``@tracehouse.tool()``): the name is then the
+function's ``__name__``; ``llm_call`` always needs its model. A misuse seen at decoration time
+(no model, a name that is not a string, something that is not a function, a scope without a
+name used in ``with``) is a ``TypeError`` that shows the form to write.
+
+A scope opens one OpenTelemetry span named and attributed by the GenAI conventions, makes it
+current (so anything started inside, including other instrumentors' spans, is its child), and
+ends it with the outcome: an exception leaves ERROR status, ``error.type`` and the recorded
+exception, and is re-raised untouched; cancellation (``asyncio.CancelledError``,
+``KeyboardInterrupt``) shows as ``tracehouse.status=cancelled``.
 
 The current run travels in the OpenTelemetry context, so it follows ``await``, asyncio tasks
 and ``contextvars.copy_context()``; :class:`RunStamper` stamps its id on every span started
@@ -24,7 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -289,6 +295,8 @@ class _Scope:
     """One span, as a context manager or, for each call of a decorated function, anew."""
 
     handle_type: type[SpanHandle] = SpanHandle
+    api_name = "node"  # the function that makes the scope, and a name to show it with in errors
+    example = "plan"
 
     @property
     def input_attribute(self) -> str:
@@ -363,6 +371,12 @@ class _Scope:
         return clone
 
     def __call__(self, fn: Callable) -> Callable:
+        if not callable(fn):
+            raise TypeError(
+                f"tracehouse.{self.api_name}(...) decorates a function, not {type(fn).__name__}: write it above a "
+                f'def (@tracehouse.{self.api_name}("{self.example}")) or use it as '
+                f'`with tracehouse.{self.api_name}("{self.example}") as handle:`'
+            )
         if inspect.isasyncgenfunction(fn):
             return _async_generator(self, fn)
         if inspect.isgeneratorfunction(fn):
@@ -386,6 +400,66 @@ class _Scope:
                 return result
 
         return function
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _Unnamed:
+    """A scope still without its name, as ``@tracehouse.tool()`` writes it: it decorates a
+    function, and takes the function's ``__name__`` for the name, as if it had been given. It has
+    no span to open by itself, so ``with`` (and ``start``) is a ``TypeError``."""
+
+    def __init__(self, scope_type: type[_Scope], make: Callable[[str], _Scope]):
+        self.api_name = scope_type.api_name
+        self.example = scope_type.example
+        self.make = make
+
+    def __call__(self, fn: _F) -> _F:
+        name = getattr(fn, "__name__", None)
+        if not callable(fn) or not isinstance(name, str):
+            what = type(fn).__name__ if not callable(fn) else f"{fn!r}, which has no __name__"
+            raise TypeError(
+                f"tracehouse.{self.api_name}() without a name decorates a function and is named after it, not "
+                f'{what}: give it a name, tracehouse.{self.api_name}("{self.example}")(...)'
+            )
+        return self.make(name)(fn)  # type: ignore[return-value]
+
+    def start(self, parent: Any = None) -> Any:
+        raise TypeError(
+            f"tracehouse.{self.api_name}() needs a name unless it decorates a function: write "
+            f'`with tracehouse.{self.api_name}("{self.example}") as handle:`'
+        )
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> bool:
+        return False
+
+    async def __aenter__(self) -> Any:
+        return self.start()
+
+    async def __aexit__(self, *exc: Any) -> bool:
+        return False
+
+
+def _named(scope_type: type[_Scope], name: Any, make: Callable[[str], _Scope]) -> Any:
+    """The scope ``make`` builds for ``name``, whichever way the decorator is written: named
+    (``@tracehouse.tool("search")``, the only form that is also a context manager), empty
+    (``@tracehouse.tool()``) or bare (``@tracehouse.tool``: called with the function itself).
+    The last two are named after the function and decorate through the named form."""
+    if isinstance(name, str):
+        return make(name)
+    if name is None:
+        return _Unnamed(scope_type, make)
+    if callable(name):
+        return _Unnamed(scope_type, make)(name)
+    raise TypeError(
+        f"tracehouse.{scope_type.api_name}() takes a name (a string), not {type(name).__name__}: write "
+        f'@tracehouse.{scope_type.api_name}("{scope_type.example}"), @tracehouse.{scope_type.api_name} (named after '
+        f'the function) or `with tracehouse.{scope_type.api_name}("{scope_type.example}") as handle:`'
+    )
 
 
 @contextlib.contextmanager
@@ -479,6 +553,8 @@ def _async_generator(scope: _Scope, fn: Callable) -> Callable:
 
 class _RunScope(_Scope):
     handle_type = RunHandle
+    api_name = "run"
+    example = "planner"
 
     def __init__(self, agent_name: str, run_id: str | None, ttl_days: int | None, tenant: str | None, **kwargs: Any):
         super().__init__(**kwargs)
@@ -520,7 +596,7 @@ class _RunScope(_Scope):
 
 
 def run(
-    agent_name: str,
+    agent_name: str | Callable[..., Any] | None = None,
     input: Any = None,
     *,
     run_id: str | None = None,
@@ -530,38 +606,45 @@ def run(
     metadata: Mapping[str, Any] | None = None,
     ttl_days: int | None = None,
     description: str | None = None,
-) -> _RunScope:
+) -> Any:
     """One run of an agent: an ``invoke_agent {agent_name}`` span. Inside another run, a
-    sub-agent run linked to it."""
-    attributes: dict[str, Any] = {
-        semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT,
-        semconv.GEN_AI_AGENT_NAME: agent_name,
-        semconv.GEN_AI_AGENT_DESCRIPTION: description,
-        semconv.GEN_AI_CONVERSATION_ID: conversation_id,
-        semconv.USER_ID: user_id,
-        semconv.TRACEHOUSE_TENANT: tenant,  # honoured by a server without API keys; a key's tenant wins
-    }
-    for key, value in (metadata or {}).items():
-        attributes[f"{semconv.TRACEHOUSE_RUN_METADATA}.{key}"] = (
-            value if isinstance(value, str | int | float | bool) else str(value)
+    sub-agent run linked to it. As a decorator, ``agent_name`` defaults to the function's name
+    (``@tracehouse.run`` or ``@tracehouse.run(user_id=...)``)."""
+
+    def make(agent_name: str) -> _RunScope:
+        attributes: dict[str, Any] = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT,
+            semconv.GEN_AI_AGENT_NAME: agent_name,
+            semconv.GEN_AI_AGENT_DESCRIPTION: description,
+            semconv.GEN_AI_CONVERSATION_ID: conversation_id,
+            semconv.USER_ID: user_id,
+            semconv.TRACEHOUSE_TENANT: tenant,  # honoured by a server without API keys; a key's tenant wins
+        }
+        for key, value in (metadata or {}).items():
+            attributes[f"{semconv.TRACEHOUSE_RUN_METADATA}.{key}"] = (
+                value if isinstance(value, str | int | float | bool) else str(value)
+            )
+        return _RunScope(
+            agent_name,
+            run_id,
+            ttl_days,
+            tenant,
+            name=f"{semconv.OP_INVOKE_AGENT} {agent_name}",
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            payloads={semconv.TRACEHOUSE_RUN_INPUT: input},
         )
-    return _RunScope(
-        agent_name,
-        run_id,
-        ttl_days,
-        tenant,
-        name=f"{semconv.OP_INVOKE_AGENT} {agent_name}",
-        kind=SpanKind.INTERNAL,
-        attributes=attributes,
-        payloads={semconv.TRACEHOUSE_RUN_INPUT: input},
-    )
+
+    return _named(_RunScope, agent_name, make)
 
 
-def node(name: str, type: NodeType | str = NodeType.STEP, input: Any = None) -> _Scope:
-    """A step of a run: planning, critique, a graph node..."""
+def node(name: str | Callable[..., Any] | None = None, type: NodeType | str = NodeType.STEP, input: Any = None) -> Any:
+    """A step of a run: planning, critique, a graph node... As a decorator, ``name`` defaults to
+    the function's name (``@tracehouse.node`` or ``@tracehouse.node(type="retriever")``)."""
     node_type = NodeType.parse(type.value if isinstance(type, NodeType) else type)
-    return _Scope(
-        name, SpanKind.INTERNAL, {semconv.TRACEHOUSE_NODE_TYPE: node_type.value}, {semconv.TRACEHOUSE_NODE_INPUT: input}
+    attributes = {semconv.TRACEHOUSE_NODE_TYPE: node_type.value}
+    return _named(
+        _Scope, name, lambda name: _Scope(name, SpanKind.INTERNAL, attributes, {semconv.TRACEHOUSE_NODE_INPUT: input})
     )
 
 
@@ -581,6 +664,8 @@ _LLM_PARAMS = {
 
 class _LLMScope(_Scope):
     handle_type = LLMCallHandle
+    api_name = "llm_call"
+    example = "gpt-4o"
 
     def __init__(self, model: str, **kwargs: Any):
         super().__init__(**kwargs)
@@ -601,7 +686,15 @@ def llm_call(
 ) -> _LLMScope:
     """One call to a model: a ``chat {model}`` span with ``gen_ai.request.*``. Record the answer
     with ``handle.record_response(...)``. Known ``params``: temperature, max_tokens, top_p,
-    top_k, frequency_penalty, presence_penalty, stop_sequences, seed, choice_count, stream."""
+    top_k, frequency_penalty, presence_penalty, stop_sequences, seed, choice_count, stream.
+    There is no bare form: nothing in a function tells which model it calls."""
+    if not isinstance(model, str):
+        given = "the decorated function (@tracehouse.llm_call, bare)" if callable(model) else type(model).__name__
+        raise TypeError(
+            'tracehouse.llm_call needs a model: write @tracehouse.llm_call("gpt-4o") or '
+            '@tracehouse.llm_call(model="gpt-4o", provider="openai"), or `with tracehouse.llm_call("gpt-4o") as llm:`'
+            f" (the model is a string; it was given {given})"
+        )
     unknown = set(params) - set(_LLM_PARAMS)
     if unknown:
         raise TypeError(f"llm_call() got unknown parameter(s): {', '.join(sorted(unknown))}")
@@ -627,31 +720,38 @@ def llm_call(
 
 class _ToolScope(_Scope):
     handle_type = ToolHandle
+    api_name = "tool"
+    example = "search_flights"
 
 
 def tool(
-    name: str,
+    name: str | Callable[..., Any] | None = None,
     arguments: Any = None,
     *,
     call_id: str | None = None,
     description: str | None = None,
     type: str | None = None,
-) -> _ToolScope:
+) -> Any:
     """One tool execution: an ``execute_tool {name}`` span with its call id, arguments and
-    (``handle.set_result``) result."""
-    attributes = {
-        semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
-        semconv.GEN_AI_TOOL_NAME: name,
-        semconv.GEN_AI_TOOL_CALL_ID: call_id,
-        semconv.GEN_AI_TOOL_DESCRIPTION: description,
-        semconv.GEN_AI_TOOL_TYPE: type,
-    }
-    return _ToolScope(
-        f"{semconv.OP_EXECUTE_TOOL} {name}",
-        SpanKind.INTERNAL,
-        attributes,
-        {semconv.GEN_AI_TOOL_CALL_ARGUMENTS: arguments},
-    )
+    (``handle.set_result``) result. As a decorator, ``name`` defaults to the function's name
+    (``@tracehouse.tool`` or ``@tracehouse.tool(description=...)``)."""
+
+    def make(name: str) -> _ToolScope:
+        attributes = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
+            semconv.GEN_AI_TOOL_NAME: name,
+            semconv.GEN_AI_TOOL_CALL_ID: call_id,
+            semconv.GEN_AI_TOOL_DESCRIPTION: description,
+            semconv.GEN_AI_TOOL_TYPE: type,
+        }
+        return _ToolScope(
+            f"{semconv.OP_EXECUTE_TOOL} {name}",
+            SpanKind.INTERNAL,
+            attributes,
+            {semconv.GEN_AI_TOOL_CALL_ARGUMENTS: arguments},
+        )
+
+    return _named(_ToolScope, name, make)
 
 
 def _event(span: Span, name: str, data: Mapping[str, Any], event_name: str | None = None) -> None:

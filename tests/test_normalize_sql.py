@@ -136,7 +136,31 @@ def _engine_fixtures() -> list[tuple[str, bytes, dict]]:
             pass
     fixtures = [("engine-values", rec.request().SerializeToString(), {"tenant": "acme"})]
     fixtures.append(("benchmark", build_request(3).SerializeToString(), {}))
+    fixtures.append(("meaningless-numbers", meaningless_numbers().SerializeToString(), {}))
     return fixtures
+
+
+# As the engine reads them (integers and text; a NaN or infinite double sends its record to Python).
+MEANINGLESS = [-7, 2**63 - 1, "nan", "inf", "-inf", "1e30", "1e13", "-0.5", "12abc"]
+MEANINGLESS_DOUBLES = [float("nan"), float("inf"), float("-inf"), 1e30, -0.5]
+
+
+def meaningless_numbers(values: list = MEANINGLESS) -> ExportTraceServiceRequest:
+    """LLM calls whose token counts and stated costs mean nothing: each is counted as 0 (a
+    stated cost as not stated, so the price applies), never summed as it came."""
+    rec = Recorder()
+    with rec.span("invoke_agent numbers", **{GA.GEN_AI_OPERATION_NAME: "invoke_agent"}):
+        for n, value in enumerate(values):
+            attributes = {
+                GA.GEN_AI_OPERATION_NAME: "chat",
+                GA.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+                GA.GEN_AI_USAGE_INPUT_TOKENS: value,
+                GA.GEN_AI_USAGE_OUTPUT_TOKENS: 10,
+                semconv.TRACEHOUSE_COST_USD: value if not isinstance(value, int) or value < 0 else str(float(value)),
+            }
+            with rec.span(f"chat {n}", **attributes):
+                pass
+    return rec.request()
 
 
 def _python_only_fixtures() -> list[tuple[str, bytes]]:
@@ -287,3 +311,27 @@ def test_frame_appends_the_record_fields_to_the_request():
     framed = frame(payload, "acme", 300)
     assert framed.endswith(payload + b"\xa2\x06\x04acme\xa8\x06\xac\x02")
     assert normalize.attribute_string(1.0) == "1.0"  # the encoding the engine reproduces
+
+
+def test_meaningless_token_counts_and_costs_are_not_summed(store):
+    """Negative, NaN, infinite and absurd values count as 0 (a stated cost as not stated) on
+    both paths, and stay in the raw attributes; the parity test above holds the paths equal."""
+    priced = pricing.cost_usd("gpt-4o-mini", 0, 10)
+    assert priced > 0
+    for values in (MEANINGLESS, MEANINGLESS_DOUBLES):
+        nodes, _ = normalize_spans(meaningless_numbers(values).resource_spans)
+        calls = [n for n in nodes if n.name.startswith("chat")]
+        assert len(calls) == len(values)
+        for node in calls:
+            assert node.usage.input_tokens == 0 and node.usage.output_tokens == 10, node.name
+            assert node.cost_usd == pytest.approx(priced), node.name
+            assert GA.GEN_AI_USAGE_INPUT_TOKENS in node.attributes  # the raw value is kept
+    request = meaningless_numbers()
+    EngineNormalizer(store, pricing.cost_usd).store_traces([("", request.SerializeToString())], Retention(), {})
+    rows_ = store.query(
+        f"SELECT sum(InputTokens), sum(OutputTokens), sum(CostUsd), min(CostUsd) FROM {store.table(schema.SPANS)} "
+        "WHERE startsWith(SpanName, 'chat')"
+    )
+    (inputs, outputs, cost, cheapest) = rows_[0]
+    assert (inputs, outputs) == (0, 10 * len(MEANINGLESS))
+    assert cost == pytest.approx(priced * len(MEANINGLESS)) and cheapest >= 0

@@ -18,6 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 DEFAULT_TENANT = "default"
 DEFAULT_TTL_DAYS = 30
 MAX_TTL_DAYS = 3650
+# The largest token count and stated cost of one call taken as data: beyond them (as for
+# negative, NaN or infinite values) the value means nothing, is not summed, and stays only in
+# the raw attributes.
+MAX_TOKENS = 10**12
+MAX_COST_USD = 10**6
 PREVIEW_CHARS = 200
 
 

@@ -19,6 +19,7 @@ holds each message once without any state across spans.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ from tracehouse import pricing, semconv
 from tracehouse.model import (
     DEFAULT_TENANT,
     DEFAULT_TTL_DAYS,
+    MAX_COST_USD,
+    MAX_TOKENS,
     MAX_TTL_DAYS,
     Event,
     EventKind,
@@ -86,14 +89,28 @@ def attributes(kvs: Iterable[KeyValue]) -> dict[str, str]:
 
 
 def _int(attrs: dict[str, str], *keys: str) -> int:
+    """A token count: the first of ``keys`` that holds a finite number, truncated; 0 when that
+    number is negative or over :data:`MAX_TOKENS` (it means nothing), or when none does."""
     for key in keys:
         raw = attrs.get(key)
         if raw:
             try:
-                return max(0, int(float(raw)))
+                number = float(raw)
             except ValueError:
                 continue
+            if math.isfinite(number):
+                return int(number) if 0 <= number <= MAX_TOKENS else 0
     return 0
+
+
+def _stated_cost(text: str) -> float | None:
+    """A cost the span states, when it is a number a call can cost: finite, from 0 to
+    :data:`MAX_COST_USD`; else None (the model's price applies)."""
+    try:
+        cost = float(text)
+    except ValueError:
+        return None
+    return cost if 0 <= cost <= MAX_COST_USD else None  # NaN fails both comparisons
 
 
 def _first(attrs: dict[str, str], *keys: str) -> str:
@@ -570,10 +587,7 @@ def _usage_and_cost(raw: dict[str, str], kind: NodeType, model: str, price: Pric
     if not stated:
         cost_details = _json(raw.get(semconv.LANGFUSE_OBSERVATION_COST_DETAILS, "")) or {}
         stated = attribute_string(cost_details.get("total", "")) if isinstance(cost_details, dict) else ""
-    try:
-        cost = max(0.0, float(stated)) if stated else None
-    except ValueError:
-        cost = None
+    cost = _stated_cost(stated) if stated else None
     if cost is None and kind is NodeType.LLM and model:
         cost = price(
             model, usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_creation_tokens

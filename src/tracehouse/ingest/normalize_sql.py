@@ -41,6 +41,8 @@ from tracehouse import semconv
 from tracehouse.ingest import normalize as py
 from tracehouse.model import (
     DEFAULT_TENANT,
+    MAX_COST_USD,
+    MAX_TOKENS,
     MAX_TTL_DAYS,
     NODE_TYPE_NAMES,
     PREVIEW_CHARS,
@@ -167,7 +169,9 @@ def _float_ok(d: str) -> str:
 
 
 def _float_text(d: str) -> str:
-    return f"if({d} = trunc({d}), concat(toString(toInt64({d})), '.0'), toString({d}))"
+    """Python's ``repr`` of a float, for the floats :func:`_float_ok` admits; the others (whose
+    records go to Python) get some text, but never an error (``toInt64(inf)`` raises)."""
+    return f"if({_float_ok(d)} AND {d} = trunc({d}), concat(toString(toInt64({d})), '.0'), toString({d}))"
 
 
 def _encoded(v: str, string: str, by: str, rest: str) -> str:
@@ -363,8 +367,8 @@ def _node_type() -> str:
 def _tokens(keys: Sequence[str]) -> str:
     """``normalize._int`` over ``keys``: the first that parses as a finite number."""
     parsed = [f"ifNull(toFloat64OrNull({_get('attrs', k)}), nan)" for k in keys]
-    first = f"multiIf({', '.join(f'isFinite({v}), {v}' for v in parsed)}, 0.)"
-    return f"toUInt64(greatest(0, trunc({first})))"
+    first = f"multiIf({', '.join(f'isFinite({v}), {v}' for v in parsed)}, 0.)"  # computed once: the engine shares it
+    return f"if({first} BETWEEN 0 AND {MAX_TOKENS}, toUInt64(trunc({first})), 0)"
 
 
 def _ttl(raw: str, default: str) -> str:
@@ -506,7 +510,8 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         "CacheReadTokens": "CacheReadTokens",
         "CacheCreationTokens": "CacheCreationTokens",
         "ReasoningTokens": "ReasoningTokens",
-        "CostUsd": f"multiIf(StatedCost IS NOT NULL, greatest(0., assumeNotNull(StatedCost)), "
+        # normalize._stated_cost: NaN fails BETWEEN, as it fails Python's comparisons
+        "CostUsd": f"multiIf(ifNull(StatedCost BETWEEN 0 AND {MAX_COST_USD}, false), assumeNotNull(StatedCost), "
         f"NodeType = {_q(NodeType.LLM)} AND Model != '', {priced}, 0.)",
         "ErrorType": f"coalesce(nullIf({_get('attrs', semconv.ERROR_TYPE)}, ''), nullIf(exception[{_q(semconv.EXCEPTION_TYPE)}], ''), "  # noqa: E501
         f"if(Status = {_q(Status.FAILED)}, 'Error', ''))",

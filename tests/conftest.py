@@ -8,6 +8,7 @@ database. Tests that need another directory run ``tracehouse`` in a subprocess.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -87,6 +88,22 @@ def _unconfigure_tracehouse():
     from tracehouse.instrument import shutdown
 
     shutdown()
+
+
+@pytest.fixture
+def server(tmp_path: Any) -> Iterator[Any]:
+    """Start `tracehouse serve` subprocesses (``server(*args, store_dir=...)``); all are killed
+    at the end of the test."""
+    servers = []
+
+    def start(*args: str, store_dir: str | None = None) -> serve_helpers.Server:
+        s = serve_helpers.Server(store_dir or str(tmp_path / f"data{len(servers)}"), args)
+        servers.append(s)  # registered before starting, so teardown stops it whatever happens
+        return s.start()
+
+    yield start
+    for s in servers:
+        s.stop(signal.SIGKILL)
 
 
 @pytest.fixture

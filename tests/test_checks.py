@@ -152,6 +152,7 @@ def test_log_records_have_their_own_window_and_limits():
     assert (outcome.accepted, outcome.rejected) == (2, 2)
     assert set(outcome.rejections) == {"future", "invalid_id"}
     assert len(records[0].body.string_value.encode()) <= 1000
+    assert records[1].observed_time_unix_nano == NOW and outcome.dated == 1 and outcome.changed
     assert "log record is 30 days in the future" in outcome.message("log record(s)")
 
 

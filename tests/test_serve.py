@@ -127,20 +127,6 @@ def _run_rows(store_dir: str) -> dict[str, dict]:
     return {row[0]: dict(zip(cols, row, strict=True)) for row in rows}
 
 
-@pytest.fixture
-def server(tmp_path):
-    servers = []
-
-    def start(*args: str, store_dir: str | None = None) -> Server:
-        s = Server(store_dir or str(tmp_path / f"data{len(servers)}"), args)
-        servers.append(s)  # registered before starting, so teardown stops it whatever happens
-        return s.start()
-
-    yield start
-    for s in servers:
-        s.stop(signal.SIGKILL)
-
-
 def test_official_exporters_deliver_runs_that_read_back_right(server):
     srv = server()
     grpc_spans, http_spans, json_spans = (

@@ -208,6 +208,20 @@ def build_parser() -> argparse.ArgumentParser:
     tail_cmd.add_argument("--run", dest="run_id", help="only this run")
     tail_cmd.add_argument("--idle-timeout", type=float, help="stop after this many seconds without an event")
 
+    quarantine_cmd = commands.add_parser(
+        "quarantine", help="requests the store refused for their data: list, retry or drop them"
+    )
+    quarantine_cmd.set_defaults(handler=cmd_quarantine)
+    quarantine_cmd.add_argument("action", choices=["list", "retry", "drop"])
+    quarantine_cmd.add_argument("ids", nargs="*", help="the entries to retry or drop (see list)")
+    quarantine_cmd.add_argument("--all", action="store_true", help="retry or drop every entry listed")
+    reader_args(quarantine_cmd)
+    quarantine_cmd.add_argument(
+        "--spool",
+        default=_env("SPOOL", "") or None,
+        help="the server's spool directory, used when no server answers (default: beside the embedded store)",
+    )
+
     demo = commands.add_parser("demo", help="fill a store with sample agent runs and show one")
     demo.set_defaults(handler=cmd_demo)
     _add_store(demo)
@@ -339,6 +353,44 @@ def cmd_read(args: argparse.Namespace) -> int:
     else:
         print(text)
     return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    import json
+
+    from tracehouse.reader import open_quarantine
+    from tracehouse.server import Settings
+
+    spool = Settings(store=args.store, spool=args.spool).spool_dir(parse_dsn(args.store))
+    quarantine, where = open_quarantine(args.url, args.api_key, args.tenant, spool)
+    if args.verbose:
+        print(where, file=sys.stderr)
+    if args.action == "list":
+        chosen = quarantine.quarantined()
+    else:
+        entries = quarantine.quarantined() if args.all else []
+        if not args.ids and not args.all:
+            raise ValueError(f"quarantine {args.action} needs entry ids, or --all")
+        act = quarantine.retry_quarantined if args.action == "retry" else quarantine.drop_quarantined
+        chosen = [act(entry_id) for entry_id in ([e.id for e in entries] if args.all else args.ids)]
+    if args.json:
+        print(json.dumps([e.model_dump(mode="json") for e in chosen], indent=2, ensure_ascii=False))
+    elif args.action == "list":
+        print(format_quarantine(chosen) if chosen else "the quarantine is empty")
+    else:
+        done = "retried (back in the spool)" if args.action == "retry" else "dropped"
+        print("\n".join(f"{done}: {e.id}" for e in chosen) or "nothing to do")
+    return 0
+
+
+def format_quarantine(entries: Sequence[Any]) -> str:
+    lines = []
+    for e in entries:
+        tenant = e.tenant or "(named by its spans)"
+        when = f"{e.acknowledged_at:%Y-%m-%d %H:%M:%S}Z"
+        lines.append(f"{e.id}  {e.signal}  tenant {tenant}  {e.size_bytes} bytes  acknowledged {when}")
+        lines.append(f"    {e.error[:300]}")
+    return "\n".join(lines)
 
 
 def cmd_tail(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from pydantic import TypeAdapter
 
 from tracehouse.api.agents import HistoryItem, LogsResponse
 from tracehouse.api.runs import Deleted, Replay, Resume, RetentionSettings
+from tracehouse.ingest.quarantine import QuarantinedRecord
 
 DEFAULT_URL = "http://127.0.0.1:4318"
 T = TypeVar("T")
@@ -133,6 +134,17 @@ class Client:
     def cleanup(self) -> Deleted:
         """Apply retention now instead of at the next merges; says what was removed."""
         return self._call("POST", "/api/v1/retention/cleanup", Deleted)
+
+    def quarantined(self) -> list[QuarantinedRecord]:
+        """Requests the store refused for their data, kept until retried or dropped."""
+        return self._call("GET", "/api/v1/quarantine", list[QuarantinedRecord])
+
+    def retry_quarantined(self, entry_id: str) -> QuarantinedRecord:
+        path = f"/api/v1/quarantine/{urllib.parse.quote(entry_id, safe='')}/retry"
+        return self._call("POST", path, QuarantinedRecord)
+
+    def drop_quarantined(self, entry_id: str) -> QuarantinedRecord:
+        return self._call("DELETE", f"/api/v1/quarantine/{urllib.parse.quote(entry_id, safe='')}", QuarantinedRecord)
 
     def tail(
         self, agent: str | None = None, run_id: str | None = None, *, idle_timeout: float | None = None

@@ -16,6 +16,7 @@ from fastapi import HTTPException
 from tracehouse.api import agents, runs
 from tracehouse.api import stats as stats_api
 from tracehouse.client import Client, ClientError, NotFound
+from tracehouse.dirlock import DirectoryBusy
 from tracehouse.model import DEFAULT_TENANT
 from tracehouse.replay import Mode
 from tracehouse.store import Store
@@ -80,3 +81,54 @@ def open_reader(url: str, api_key: str | None, tenant: str | None, store_dsn: st
         return client, f"reading from the server at {url}"
     store = Store.open(store_dsn)
     return DirectReader(store, tenant), f"no server at {url}: reading the store {store.address.describe()} directly"
+
+
+class DirectQuarantine:
+    """The Client's quarantine operations, on a spool directory no server holds: every
+    tenant's entries. A retried request goes into the spool, stored at the server's next start."""
+
+    def __init__(self, spool_directory: str):
+        from tracehouse.ingest.quarantine import Quarantine
+
+        self.directory = spool_directory
+        self.quarantine = Quarantine(spool_directory)
+
+    def _get(self, entry_id: str) -> Any:
+        from tracehouse.ingest.quarantine import NotQuarantined
+
+        try:
+            return self.quarantine.get(entry_id)
+        except NotQuarantined:
+            raise NotFound(404, f"no quarantined request {entry_id!r}") from None
+
+    def quarantined(self) -> list:
+        return self.quarantine.entries()
+
+    def retry_quarantined(self, entry_id: str) -> Any:
+        from tracehouse.ingest.spool import Spool
+
+        entry = self._get(entry_id)
+        kind, payload = self.quarantine.payload(entry)
+        try:
+            spool = Spool(self.directory)
+        except DirectoryBusy as exc:  # a server holds it, yet did not answer at its URL
+            raise ClientError(409, f"{exc}; retry through that server (--url)") from None
+        try:
+            spool.append(kind, entry.tenant, payload)
+        finally:
+            spool.close()
+        self.quarantine.remove(entry)
+        return entry
+
+    def drop_quarantined(self, entry_id: str) -> Any:
+        entry = self._get(entry_id)
+        self.quarantine.remove(entry)
+        return entry
+
+
+def open_quarantine(url: str, api_key: str | None, tenant: str | None, spool_directory: str) -> tuple[Any, str]:
+    """The quarantine of the server at ``url``, else of the spool directory."""
+    client = Client(url, api_key, tenant=tenant)
+    if client.ping():
+        return client, f"the quarantine of the server at {url}"
+    return DirectQuarantine(spool_directory), f"no server at {url}: the quarantine in {spool_directory}"

@@ -78,6 +78,7 @@ def run(settings: Settings) -> None:
         interval=settings.batch_interval,
         engine_normalize={"auto": None, "engine": True, "python": False}[settings.normalize],
     )
+    metrics.watch_quarantine(writer.quarantine.stats)
     receiver = Receiver(spool, auth, metrics, max_bytes=settings.max_request_bytes, limits=settings.limits)
     writer.start()
     grpc_server = None

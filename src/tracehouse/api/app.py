@@ -10,6 +10,7 @@ from tracehouse import __version__
 from tracehouse.api.agents import router as agents_router
 from tracehouse.api.live import LiveHub
 from tracehouse.api.live import router as live_router
+from tracehouse.api.quarantine import router as quarantine_router
 from tracehouse.api.runs import router as runs_router
 from tracehouse.api.stats import router as stats_router
 from tracehouse.ingest.otlp_http import router as otlp_router
@@ -25,6 +26,7 @@ def create_app(receiver: Receiver, writer: Writer) -> FastAPI:
     app.include_router(agents_router)
     app.include_router(runs_router)
     app.include_router(stats_router)
+    app.include_router(quarantine_router)
     app.state.live = LiveHub()
     writer.listeners.append(app.state.live.publish)
     writer.listening = app.state.live.has_subscribers
@@ -37,7 +39,8 @@ def create_app(receiver: Receiver, writer: Writer) -> FastAPI:
 
     @app.get("/readyz", tags=["operations"])
     def readyz() -> Response:
-        """Ready to accept data: accepting, the spool has room, and the store takes writes."""
+        """Ready to accept data: accepting, the spool has room, and the store takes writes.
+        Quarantined requests are a warning, not a reason to turn traffic away."""
         spool = receiver.spool
         problems = []
         if not receiver.accepting:
@@ -46,10 +49,15 @@ def create_app(receiver: Receiver, writer: Writer) -> FastAPI:
             problems.append(f"spool nearly full ({spool.pending_bytes} of {spool.max_bytes} bytes)")
         if not writer.healthy:
             problems.append("the store refuses writes; data waits in the spool")
+        # A problem for an operator that does not stop ingest: ready, with a warning.
+        quarantined, _ = writer.quarantine.stats()
+        warnings = [f"{quarantined} request(s) quarantined: see tracehouse quarantine list"] if quarantined else []
         body = {
             "status": "ok" if not problems else "unavailable",
             "problems": problems,
+            "warnings": warnings,
             "spool_pending_bytes": spool.pending_bytes,
+            "quarantined": quarantined,
         }
         return JSONResponse(body, status_code=200 if not problems else 503)
 

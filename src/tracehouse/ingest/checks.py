@@ -8,7 +8,8 @@ The rules, applied per item (one bad span never costs the rest of its request):
 - **times**: a span starts and ends (and each of its events happens) no further in the future
   than ``max_clock_skew`` and no further in the past than any retention could keep it
   (:data:`~tracehouse.model.MAX_TTL_DAYS`); it does not end before it starts; it has a start
-  time. A log record's time (or, when it has none, its observed time) obeys the same window.
+  time. A log record's time (or, when it has none, its observed time) obeys the same window;
+  one with neither is observed now.
   Otherwise the item is rejected with a message that says by how much and what to check.
   Rows outside this window would land in partitions that retention drops at once, or that
   the engine cannot represent; checked here, such data never reaches the writer.
@@ -69,8 +70,14 @@ class Outcome:
 
     accepted: int = 0
     rejected: int = 0
+    dated: int = 0  # log records with no time at all, given the receiver's
     rejections: dict[str, list] = field(default_factory=dict)  # reason -> [count, first message]
     limited: dict[str, list] = field(default_factory=dict)  # limit -> [items, first message]
+
+    @property
+    def changed(self) -> bool:
+        """Whether the request is no longer as it came."""
+        return bool(self.rejected or self.limited or self.dated)
 
     def reject(self, reason: str, message: str) -> None:
         self._note(self.rejections, reason, message)
@@ -157,10 +164,13 @@ class Checker:
         if record.span_id and len(record.span_id) != 8:
             return "invalid_id", "span id must be empty or 8 bytes"
         when = record.time_unix_nano or record.observed_time_unix_nano
-        if when:  # neither: the receiver's clock dates it
+        if when:
             problem = _outside("log record is", when, window)
             if problem:
                 return problem
+        else:  # neither time: observed now, by the receiver (OTLP lets a receiver set it)
+            record.observed_time_unix_nano = window.now
+            outcome.dated += 1
         self._limit(record, outcome, "log record")
         return None
 

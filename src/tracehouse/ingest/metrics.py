@@ -49,6 +49,18 @@ class Metrics:
             registry=r,
         )
         self.write_errors = Counter("tracehouse_store_write_errors", "Failed attempts to store a batch", registry=r)
+        self.quarantined = Counter(
+            "tracehouse_records_quarantined",
+            "Spooled requests the store refused for their data, moved to the quarantine",
+            ["signal"],
+            registry=r,
+        )
+        self.quarantine_records = Gauge(
+            "tracehouse_quarantine_records", "Requests in the quarantine, waiting for an operator", registry=r
+        )
+        self.quarantine_bytes = Gauge(
+            "tracehouse_quarantine_bytes", "Bytes of the requests in the quarantine", registry=r
+        )
         self.engine_fallbacks = Counter(
             "tracehouse_engine_fallback_batches",
             "Batches the embedded engine could not read, normalized in Python instead",
@@ -62,6 +74,10 @@ class Metrics:
     def watch_spool(self, pending_bytes: Callable[[], float], pending_records: Callable[[], float]) -> None:
         self.spool_bytes.set_function(pending_bytes)
         self.spool_records.set_function(pending_records)
+
+    def watch_quarantine(self, stats: Callable[[], tuple[int, int]]) -> None:
+        self.quarantine_records.set_function(lambda: stats()[0])
+        self.quarantine_bytes.set_function(lambda: stats()[1])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

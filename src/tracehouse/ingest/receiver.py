@@ -105,8 +105,7 @@ class Receiver:
                 self.metrics.rejected.labels(signal.name, "shutting_down").inc(checked.accepted)
                 raise Backpressure("the server is shutting down")
             # A protobuf body the checks left as it was is spooled as it came; else re-encoded.
-            changed = checked.rejected or checked.limited
-            payload = body if content_type == otlp.PROTOBUF and not changed else request.SerializeToString()
+            payload = body if content_type == otlp.PROTOBUF and not checked.changed else request.SerializeToString()
             kind = KIND_TRACES if signal is otlp.TRACES else KIND_LOGS
             try:
                 self.spool.append(kind, tenant, payload)

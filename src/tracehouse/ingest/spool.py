@@ -45,6 +45,15 @@ class SpoolFull(Exception):
     should retry later."""
 
 
+def fsync_directory(directory: str) -> None:
+    """Make the names created or removed in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True)
 class Record:
     position: int  # where the record starts
@@ -150,11 +159,7 @@ class Spool:
         return end, fd, last
 
     def _fsync_directory(self) -> None:
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_directory(self.directory)
 
     # --- writing ---------------------------------------------------------------------------------
 

@@ -4,8 +4,11 @@ One thread. Each round reads up to ``batch_bytes`` of records from the committed
 (waiting up to ``interval`` seconds for them to accumulate, so a busy server inserts about once
 per interval), normalizes them, inserts spans, events and logs with insert deduplication tokens
 derived from the records' positions, refreshes the runs and daily rollups they touch, and only
-then commits the spool past them. A failure leaves the spool as it was; the same records are
-tried again with exponential backoff, for as long as it takes: nothing acknowledged is dropped.
+then commits the spool past them. A failure a retry can fix (the store is down, slow, short of
+memory) leaves the spool as it was; the same records are tried again with exponential backoff,
+for as long as it takes: nothing acknowledged is dropped. A failure that names the data (the
+engine refuses a value) splits the batch: what can be stored is, and a record that fails alone
+goes to the quarantine (:mod:`quarantine`), so that no record holds up the ones after it.
 
 With the embedded store, trace records are normalized inside the engine (:mod:`normalize_sql`);
 only those that need the Python normalizer go through it.
@@ -23,9 +26,11 @@ from tracehouse.ingest import otlp
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.normalize import Retention, normalize_logs, normalize_spans
 from tracehouse.ingest.normalize_sql import EngineCannotRead, EngineNormalizer, Result
+from tracehouse.ingest.quarantine import Quarantine
 from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Record, Spool
 from tracehouse.model import Event, LogRecord, Node
 from tracehouse.store import BatchSpans, Store, schema
+from tracehouse.store.errors import is_data_error
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +92,15 @@ def store_payloads(
     nodes: list[Node] = []
     events: list[Event] = []
     logs: list[LogRecord] = []
-    for kind, tenant, payload in payloads:
-        try:
-            if kind == KIND_TRACES:
-                request = otlp.decode(otlp.TRACES, payload, otlp.PROTOBUF)
-                n, e = normalize_spans(request.resource_spans, tenant=tenant, retention_for=retention)
-                nodes += n
-                events += e
-            elif kind == KIND_LOGS:
-                request = otlp.decode(otlp.LOGS, payload, otlp.PROTOBUF)
-                logs += normalize_logs(request.resource_logs, tenant=tenant, retention_for=retention)
-        except Exception:  # a payload that cannot be read now never will be: skip it, loudly
-            log.exception("skipping an unreadable OTLP payload of tenant %r", tenant)
+    for kind, tenant, payload in payloads:  # a payload that cannot be read raises: the writer quarantines it
+        if kind == KIND_TRACES:
+            request = otlp.decode(otlp.TRACES, payload, otlp.PROTOBUF)
+            n, e = normalize_spans(request.resource_spans, tenant=tenant, retention_for=retention)
+            nodes += n
+            events += e
+        elif kind == KIND_LOGS:
+            request = otlp.decode(otlp.LOGS, payload, otlp.PROTOBUF)
+            logs += normalize_logs(request.resource_logs, tenant=tenant, retention_for=retention)
     store.write(nodes, events, logs, dedup_token=dedup_token, batch=batch)
     return nodes, events
 
@@ -119,6 +121,7 @@ class Writer:
         interval: float = DEFAULT_INTERVAL,
         max_backoff: float = 30.0,
         engine_normalize: bool | None = None,
+        quarantine: Quarantine | None = None,
     ):
         self._connect = store if callable(store) else None
         self.store: Store | None = None if self._connect else store
@@ -128,6 +131,7 @@ class Writer:
         self.batch_bytes = batch_bytes
         self.interval = interval
         self.max_backoff = max_backoff
+        self.quarantine = quarantine or Quarantine(spool.directory)
         self.listeners: list[Listener] = []
         # Whether the listeners want the nodes of the spans the engine normalizes (building them
         # costs Python time: the live stream asks only while it has subscribers).
@@ -160,7 +164,17 @@ class Writer:
                     return
                 continue
             try:
-                self.write(records)
+                try:
+                    self.write(records)
+                except Exception as exc:
+                    if self.store is None or not is_data_error(exc):
+                        raise
+                    log.warning(
+                        "the store refuses a batch of %d records for its data (%s); storing it in parts",
+                        len(records),
+                        str(exc)[:300],
+                    )
+                    self._isolate(records, exc)  # store what can be, quarantine what cannot
                 backoff = 0.5
                 self.healthy = True
             except Exception as exc:  # the store is down or refused: keep the records, try again later
@@ -206,6 +220,40 @@ class Writer:
                 time.sleep(min(remaining, 0.05))
         return records
 
+    # --- data the store refuses ------------------------------------------------------------------
+
+    def _isolate(self, records: list[Record], error: Exception) -> None:
+        """The store refused ``records`` for their data: store them in halves, and halves of
+        the halves that fail, down to single records; a record that fails alone is quarantined.
+        Each stored part is committed at once, so the work done survives a transient failure
+        (which is raised, for the main loop's retry)."""
+        if len(records) == 1:
+            self._quarantine(records[0], error)
+            return
+        middle = len(records) // 2
+        for part in (records[:middle], records[middle:]):
+            try:
+                self.write(part)
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                self._isolate(part, exc)
+
+    def _quarantine(self, record: Record, error: Exception) -> None:
+        self.store.query("SELECT 1")  # the store answers, so the record itself is refused (raises if not)
+        entry = self.quarantine.add(record, f"{type(error).__name__}: {error}")
+        self.spool.commit(record.end, 1)
+        self.metrics.quarantined.labels("traces" if record.kind == KIND_TRACES else "logs").inc()
+        log.error(
+            "the store refuses a spooled %s request of tenant %r (%d bytes); it is quarantined as %s "
+            "(tracehouse quarantine list / retry / drop): %s",
+            entry.signal,
+            record.tenant,
+            len(record.payload),
+            entry.id,
+            str(error)[:500],
+        )
+
     # --- one batch -----------------------------------------------------------------------------
 
     def _store_in_engine(self, payloads: list[tuple[int, str, bytes]], token: str) -> Result | None:
@@ -222,6 +270,10 @@ class Writer:
             )
         except EngineCannotRead as exc:
             log.warning("the engine cannot read this batch (%s); normalizing it in Python", str(exc)[:300])
+            self.metrics.engine_fallbacks.inc()
+            return None
+        except OSError as exc:  # the batch file cannot be written (a full disk): Python needs none
+            log.warning("the engine's batch file cannot be written (%s); normalizing in Python", exc)
             self.metrics.engine_fallbacks.inc()
             return None
         result.python_records = {traces[i] for i in result.python_records}

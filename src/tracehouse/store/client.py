@@ -23,8 +23,11 @@ LOCK_FILE = "tracehouse-store.lock"
 # does not collapse duplicate keys within its own block (``optimize_on_insert``): that pass
 # copies the block row by row and cost more than half of a span insert, and every read that
 # must see one row per key already collapses duplicates across parts (FINAL, LIMIT 1 BY), so
-# duplicates within a part are read the same way.
-SESSION_SETTINGS = {"session_timezone": "UTC", "optimize_on_insert": 0}
+# duplicates within a part are read the same way. A block whose rows span more than 100 daily
+# partitions (an import of old data, a backlog after a long outage) is written, not refused
+# (``throw_on_max_partitions_per_insert_block``): the receiver's time checks bound how many
+# there can be, and refusing such a block would hold it in the spool for good.
+SESSION_SETTINGS = {"session_timezone": "UTC", "optimize_on_insert": 0, "throw_on_max_partitions_per_insert_block": 0}
 
 
 class StoreError(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.trace import Status, StatusCode
 from otel_helpers import Recorder
@@ -242,3 +243,54 @@ def test_new_runs_are_computed_from_the_batch_as_from_the_stored_spans(store, tm
     summary = (going["RunId"], going["Status"], going["LlmCalls"], going["FailedNodes"])
     assert summary == ("run-going", "completed", 3, 2)
     spool.close()
+
+
+@pytest.mark.parametrize("in_engine", [True, False], ids=["engine", "python"])
+def test_records_the_store_refuses_are_split_off_and_the_rest_is_stored(store, tmp_path, in_engine):
+    spool = Spool(str(tmp_path / "spool"))
+    metrics = Metrics()
+    writer = Writer(store, spool, RetentionPolicy(store, 30), metrics, interval=0.2, engine_normalize=in_engine)
+    junk = {5, 17, 18, 33}  # among 40: alone, side by side, near the end
+    for n in range(40):
+        payload = b"\x0a\xff\xff\xff\x0fjunk" if n in junk else _request(f"run-{n}")
+        spool.append(KIND_TRACES, "default", payload)
+    writer.start()
+    try:
+        _wait(lambda: spool.pending_records == 0)
+    finally:
+        writer.stop(timeout=5)
+        spool.close()
+    runs = store.query(f"SELECT DISTINCT RunId FROM {store.table(schema.SPANS)}")
+    assert {r for (r,) in runs} == {f"run-{n}" for n in range(40) if n not in junk}
+    entries = writer.quarantine.entries()
+    assert len(entries) == 4 and {e.tenant for e in entries} == {"default"}
+    assert writer.quarantine.stats() == (4, 4 * len(b"\x0a\xff\xff\xff\x0fjunk"))
+    assert metrics.quarantined.labels("traces")._value.get() == 4
+    assert writer.healthy and metrics.write_errors._value.get() == 0
+
+
+def test_which_failures_are_the_datas_fault():
+    from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
+
+    from tracehouse.store.errors import is_data_error
+
+    data = [
+        DatabaseError("Code: 252. DB::Exception: Too many partitions for single INSERT block (more than 100)"),
+        DatabaseError("Code: 70. DB::Exception: Unexpected inf or nan to integer conversion"),
+        DataError("Unable to create native array for column `Timestamp`"),
+        OverflowError("cannot convert float infinity to integer"),
+        ValueError("bad value"),
+    ]
+    retry = [
+        DatabaseError("Code: 252. DB::Exception: Too many parts (3001). Merges are processing significantly slower"),
+        DatabaseError("Code: 60. DB::Exception: Unknown table expression identifier"),
+        DatabaseError("Code: 241. DB::Exception: Memory limit (total) exceeded"),
+        DatabaseError("Code: 159. DB::Exception: Timeout exceeded"),
+        OperationalError("Error HTTPConnectionPool: connection refused"),
+        ConnectionRefusedError(),
+        OSError(28, "No space left on device"),
+        MemoryError(),
+        RuntimeError("something else"),
+    ]
+    assert [is_data_error(e) for e in data] == [True] * len(data)
+    assert [is_data_error(e) for e in retry] == [False] * len(retry)

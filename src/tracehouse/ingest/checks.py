@@ -41,6 +41,8 @@ DEFAULT_MAX_ATTRIBUTES = 1024  # per span, event or log record (the OTel SDK's d
 DEFAULT_MAX_VALUE_BYTES = 1 << 20  # one attribute value or log body, in bytes
 
 _NS = 1_000_000_000
+_ZERO_TRACE_ID = bytes(16)
+_ZERO_SPAN_ID = bytes(8)
 _DAY_NS = 86_400 * _NS
 
 
@@ -116,28 +118,56 @@ class Checker:
         days = self.limits.max_age_days
         return _Window(now - days * _DAY_NS, now + int(self.limits.max_clock_skew * _NS), now, days)
 
-    def traces(self, request: Message) -> Outcome:
+    def traces(self, request: Message, size: int | None = None) -> Outcome:
+        """Check a trace export request; ``size`` is its encoded size when known (no value in
+        it can be larger, so a request under the value limit needs no look at its values)."""
         outcome = Outcome()
         window = self._window()
+        values = (request.ByteSize() if size is None else size) > self.limits.max_value_bytes
+        oldest, newest, cap = window.oldest, window.newest, self.limits.max_attributes
+
         for resource_spans in request.resource_spans:
             for scope_spans in resource_spans.scope_spans:
-                _keep(scope_spans.spans, lambda span: self._span(span, window, outcome), outcome)
+                spans = scope_spans.spans
+                bad = []
+                for index, span in enumerate(spans):  # the hot loop of the receiver: kept flat
+                    trace_id, span_id = span.trace_id, span.span_id
+                    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                    if (  # the common case, decided at a glance
+                        oldest <= start <= newest
+                        and (not end or start <= end <= newest)
+                        and len(trace_id) == 16
+                        and len(span_id) == 8
+                        and trace_id != _ZERO_TRACE_ID
+                        and span_id != _ZERO_SPAN_ID
+                        and len(span.parent_span_id) in (0, 8)
+                        and not values
+                        and len(span.attributes) <= cap
+                        and not span.events
+                    ):
+                        continue
+                    problem = self._span(span, window, outcome, values)  # the full check, which says why
+                    if problem:
+                        bad.append(index)
+                        outcome.reject(*problem)
+                _drop(spans, bad, outcome)
         return outcome
 
-    def logs(self, request: Message) -> Outcome:
+    def logs(self, request: Message, size: int | None = None) -> Outcome:
         outcome = Outcome()
         window = self._window()
+        values = (request.ByteSize() if size is None else size) > self.limits.max_value_bytes
         for resource_logs in request.resource_logs:
             for scope_logs in resource_logs.scope_logs:
-                _keep(scope_logs.log_records, lambda record: self._log(record, window, outcome), outcome)
+                _keep(scope_logs.log_records, lambda record: self._log(record, window, outcome, values), outcome)
         return outcome
 
     # --- one item: a (reason, message) when it is rejected, else None --------------------------
 
-    def _span(self, span: Any, window: _Window, outcome: Outcome) -> tuple[str, str] | None:
-        if len(span.trace_id) != 16 or not any(span.trace_id):
+    def _span(self, span: Any, window: _Window, outcome: Outcome, values: bool) -> tuple[str, str] | None:
+        if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE_ID:
             return "invalid_id", "trace id must be 16 bytes, not all zero"
-        if len(span.span_id) != 8 or not any(span.span_id):
+        if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN_ID:
             return "invalid_id", "span id must be 8 bytes, not all zero"
         if span.parent_span_id and len(span.parent_span_id) != 8:
             return "invalid_id", "parent span id must be empty or 8 bytes"
@@ -155,10 +185,10 @@ class Checker:
                     break
         if problem:
             return problem
-        self._limit(span, outcome, "span")
+        self._limit(span, outcome, "span", values)
         return None
 
-    def _log(self, record: Any, window: _Window, outcome: Outcome) -> tuple[str, str] | None:
+    def _log(self, record: Any, window: _Window, outcome: Outcome, values: bool) -> tuple[str, str] | None:
         if record.trace_id and len(record.trace_id) != 16:
             return "invalid_id", "trace id must be empty or 16 bytes"
         if record.span_id and len(record.span_id) != 8:
@@ -171,13 +201,14 @@ class Checker:
         else:  # neither time: observed now, by the receiver (OTLP lets a receiver set it)
             record.observed_time_unix_nano = window.now
             outcome.dated += 1
-        self._limit(record, outcome, "log record")
+        self._limit(record, outcome, "log record", values)
         return None
 
     # --- sizes ---------------------------------------------------------------------------------
 
-    def _limit(self, item: Any, outcome: Outcome, what: str) -> None:
-        """Cap the attribute counts and value sizes of a span (with its events) or log record."""
+    def _limit(self, item: Any, outcome: Outcome, what: str, values: bool) -> None:
+        """Cap the attribute counts and, when ``values`` may be too large, the value sizes of a
+        span (with its events) or log record."""
         cap = self.limits.max_attributes
         owners = [item, *getattr(item, "events", ())]
         for owner in owners:
@@ -188,7 +219,7 @@ class Checker:
                 outcome.limit(
                     "attributes", f"a {what} had {cap + extra} attributes, over the limit of {cap}: {extra} dropped"
                 )
-        if item.ByteSize() <= self.limits.max_value_bytes:  # the common case: nothing can be too large
+        if not values or item.ByteSize() <= self.limits.max_value_bytes:  # nothing in it can be too large
             return
         for owner in owners:
             notes = {}
@@ -220,6 +251,10 @@ def _keep(items: Any, check: Any, outcome: Outcome) -> None:
         if problem:
             bad.append(index)
             outcome.reject(*problem)
+    _drop(items, bad, outcome)
+
+
+def _drop(items: Any, bad: list[int], outcome: Outcome) -> None:
     for index in reversed(bad):
         del items[index]
     outcome.rejected += len(bad)

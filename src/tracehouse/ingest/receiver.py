@@ -94,7 +94,8 @@ class Receiver:
         if len(body) > self.max_bytes:
             raise TooLarge(f"the request is {len(body)} bytes, over the {self.max_bytes}-byte limit")
         request = otlp.decode(signal, body, content_type)
-        checked = self.checker.traces(request) if signal is otlp.TRACES else self.checker.logs(request)
+        size = len(body) if content_type == otlp.PROTOBUF else None  # a JSON body is larger than its request
+        checked = (self.checker.traces if signal is otlp.TRACES else self.checker.logs)(request, size)
         self.metrics.received.labels(signal.name, transport).inc(checked.accepted + checked.rejected)
         for reason, (count, _) in checked.rejections.items():
             self.metrics.rejected.labels(signal.name, reason).inc(count)

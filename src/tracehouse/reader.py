@@ -108,16 +108,14 @@ class DirectQuarantine:
         from tracehouse.ingest.spool import Spool
 
         entry = self._get(entry_id)
-        kind, payload = self.quarantine.payload(entry)
         try:
             spool = Spool(self.directory)
         except DirectoryBusy as exc:  # a server holds it, yet did not answer at its URL
             raise ClientError(409, f"{exc}; retry through that server (--url)") from None
         try:
-            spool.append(kind, entry.tenant, payload)
+            self.quarantine.retry(entry, spool)
         finally:
             spool.close()
-        self.quarantine.remove(entry)
         return entry
 
     def drop_quarantined(self, entry_id: str) -> Any:

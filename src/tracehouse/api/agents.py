@@ -87,14 +87,20 @@ def _cents(usd: float) -> float:
     return round(usd * 100, 6)
 
 
-def read_scope(request: Request, tenant: str | None = Query(None, description="without API keys only")) -> tuple:
-    """The store and the tenant of a read request."""
-    receiver = request.app.state.receiver
-    writer = request.app.state.writer
+def keyed_tenant(request: Request) -> str:
+    """The tenant the request's API key names; "" on a server without keys. 401 otherwise."""
     try:
-        keyed = receiver.auth.tenant(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        return request.app.state.receiver.auth.tenant(
+            request.headers.get("authorization"), request.headers.get("x-api-key")
+        )
     except Unauthenticated as exc:
         raise HTTPException(401, str(exc)) from None
+
+
+def read_scope(request: Request, tenant: str | None = Query(None, description="without API keys only")) -> tuple:
+    """The store and the tenant of a read request."""
+    writer = request.app.state.writer
+    keyed = keyed_tenant(request)
     if writer.store is None:
         raise HTTPException(503, "the store cannot be reached; try again later")
     return writer.store, keyed or tenant or DEFAULT_TENANT

@@ -8,8 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from tracehouse.api.agents import keyed_tenant
 from tracehouse.ingest.quarantine import NotQuarantined, QuarantinedRecord
-from tracehouse.ingest.receiver import Unauthenticated
 from tracehouse.ingest.spool import SpoolFull
 
 router = APIRouter(prefix="/api/v1/quarantine", tags=["quarantine"])
@@ -17,14 +17,9 @@ router = APIRouter(prefix="/api/v1/quarantine", tags=["quarantine"])
 
 class _Scope:
     def __init__(self, request: Request, tenant: str | None):
-        receiver = request.app.state.receiver
-        try:
-            keyed = receiver.auth.tenant(request.headers.get("authorization"), request.headers.get("x-api-key"))
-        except Unauthenticated as exc:
-            raise HTTPException(401, str(exc)) from None
-        self.tenant = keyed or tenant  # None: every tenant's
+        self.tenant = keyed_tenant(request) or tenant  # None: every tenant's
         self.quarantine = request.app.state.writer.quarantine
-        self.spool = receiver.spool
+        self.spool = request.app.state.receiver.spool
 
     def get(self, entry_id: str) -> QuarantinedRecord:
         try:
@@ -50,12 +45,10 @@ def retry_quarantined(entry_id: str, scope: Scope) -> QuarantinedRecord:
     """Back into the spool, and out of the quarantine; if the store refuses it again, it comes
     back with a new id."""
     entry = scope.get(entry_id)
-    kind, payload = scope.quarantine.payload(entry)
     try:
-        scope.spool.append(kind, entry.tenant, payload)
+        scope.quarantine.retry(entry, scope.spool)
     except SpoolFull as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from None
-    scope.quarantine.remove(entry)
     return entry
 
 

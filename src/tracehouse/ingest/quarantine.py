@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Record, fsync_directory
+from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Record, Spool, fsync_directory
 
 DIRECTORY = "quarantine"
 _SIGNALS = {KIND_TRACES: "traces", KIND_LOGS: "logs"}
@@ -85,6 +85,12 @@ class Quarantine:
         """The spool kind and the raw request of an entry."""
         with open(os.path.join(self.directory, f"{entry.id}.otlp"), "rb") as f:
             return _KINDS[entry.signal], f.read()
+
+    def retry(self, entry: QuarantinedRecord, spool: Spool) -> None:
+        """Append the entry's request to the spool again (raises ``SpoolFull``), then remove it."""
+        kind, payload = self.payload(entry)
+        spool.append(kind, entry.tenant, payload)
+        self.remove(entry)
 
     def remove(self, entry: QuarantinedRecord) -> None:
         for suffix in (".json", ".otlp"):  # the .json first: without it the entry is gone

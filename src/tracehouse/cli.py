@@ -368,6 +368,8 @@ def format_live(event: dict[str, Any]) -> str:
         error = node.get("error") or ""
     elif kind == "execution_started":
         what = "started"
+    elif kind == "execution_incomplete":
+        what = f"incomplete, last span ended {event.get('last_span_at', '')[:19].replace('T', ' ')} UTC"
     else:
         what = f"{event.get('status', '')} {_duration(int(event.get('duration_ms', 0) * 1e6))}"
         error = event.get("error") or ""

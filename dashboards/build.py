@@ -104,7 +104,7 @@ def model_variable() -> dict:
 
 
 def status_variable() -> dict:
-    values = ["completed", "failed", "running", "cancelled"]
+    values = ["completed", "failed", "running", "cancelled", "incomplete"]
     return {
         "name": "status",
         "label": "Status",
@@ -240,7 +240,10 @@ def dashboard(uid: str, title: str, description: str, variables: list[dict], pan
 # ---------------------------------------------------------------------------------------------
 # The dashboards
 
+# Runs whose root span arrived (their durations are whole), and runs that are over: those and
+# the incomplete ones, whose root never came (their agent most likely crashed).
 FINISHED = "Status IN ('completed', 'failed', 'cancelled')"
+OVER = "Status IN ('completed', 'failed', 'cancelled', 'incomplete')"
 
 
 def agents_overview() -> dict:
@@ -248,9 +251,10 @@ def agents_overview() -> dict:
     panels = [
         stat("Runs", f"SELECT count() AS runs FROM {RUNS} WHERE {where}"),
         stat("Success rate",
-             f"SELECT countIf(Status = 'completed') / greatest(countIf({FINISHED}), 1) AS success_rate "
+             f"SELECT countIf(Status = 'completed') / greatest(countIf({OVER}), 1) AS success_rate "
              f"FROM {RUNS} WHERE {where}",
-             unit="percentunit", description="Completed runs out of finished runs (running runs left out)."),
+             unit="percentunit",
+             description="Completed runs out of the runs that are over, incomplete ones included (running runs left out)."),
         stat("Failed runs", f"SELECT countIf(Status = 'failed') AS failed FROM {RUNS} WHERE {where}"),
         stat("Duration p50 / p95",
              f"SELECT quantile(0.5)(DurationNs) / 1e9 AS p50, quantile(0.95)(DurationNs) / 1e9 AS p95 "
@@ -259,7 +263,10 @@ def agents_overview() -> dict:
         timeseries("Runs by outcome",
                    f"SELECT $__timeInterval(StartedAt) AS time, countIf(Status = 'completed') AS completed, "
                    f"countIf(Status = 'failed') AS failed, countIf(Status = 'cancelled') AS cancelled, "
-                   f"countIf(Status = 'running') AS running FROM {RUNS} WHERE {where} GROUP BY time ORDER BY time"),
+                   f"countIf(Status = 'incomplete') AS incomplete, "
+                   f"countIf(Status = 'running') AS running FROM {RUNS} WHERE {where} GROUP BY time ORDER BY time",
+                   description="Incomplete: the run's root span never arrived and it went quiet (its agent most "
+                               "likely crashed)."),
         timeseries("Run duration p50 / p95",
                    f"SELECT $__timeInterval(StartedAt) AS time, quantile(0.5)(DurationNs) / 1e9 AS p50, "
                    f"quantile(0.95)(DurationNs) / 1e9 AS p95 FROM {RUNS} WHERE {where} AND {FINISHED} "
@@ -275,7 +282,8 @@ def agents_overview() -> dict:
                    description="Nodes that failed inside runs, retried or not: errors the run outcome can hide."),
         table("Agents",
               f"""SELECT AgentName AS agent, sum(Runs) AS runs, sum(Completed) AS completed, sum(Failed) AS failed,
-    round(sum(Completed) / greatest(sum(Completed) + sum(Failed) + sum(Cancelled), 1), 3) AS success_rate,
+    sum(Incomplete) AS incomplete,
+    round(sum(Completed) / greatest(sum(Completed) + sum(Failed) + sum(Cancelled) + sum(Incomplete), 1), 3) AS success_rate,
     round(quantilesTDigestMerge(0.5, 0.95)(DurationQuantiles)[1] / 1e9, 2) AS p50_s,
     round(quantilesTDigestMerge(0.5, 0.95)(DurationQuantiles)[2] / 1e9, 2) AS p95_s,
     round(sum(Nodes) / greatest(sum(Runs), 1), 1) AS avg_nodes, sum(LlmCalls) AS llm_calls,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from conftest import run_cli
 
 from tracehouse.store import migrations
@@ -55,10 +56,23 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path):
         (("migrate", "--store", "chdb:///x", "--cluster", "c"), "--cluster needs a ClickHouse server DSN"),
         (("serve", "--store", "http://127.0.0.1:1", "--normalize", "engine"), "--normalize engine needs the embedded"),
         (("serve", "--store", f"chdb://{tmp_path}/y", "--batch-interval", "0"), "--batch-interval must be between"),
+        (("serve", "--store", f"chdb://{tmp_path}/y", "--run-idle-timeout", "soon"), "'soon' is not a duration"),
+        (("serve", "--store", f"chdb://{tmp_path}/y", "--run-idle-timeout", "0.5"), "must be at least 1 second"),
     ):
         result = run_cli(*args)
         assert result.returncode == 2, (args, result.stdout)
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_durations_are_seconds_or_written_with_units():
+    from tracehouse.cli import parse_duration
+
+    assert [parse_duration(t) for t in ("1800", "2.5", "90s", "30m", "1h30m", "1.5h", "2d", " 10M ")] == [
+        1800, 2.5, 90, 1800, 5400, 5400, 172800, 600,
+    ]  # fmt: skip
+    for bad in ("", "m", "30 m", "1x", "h1", "1h-5m"):
+        with pytest.raises(ValueError, match="is not a duration"):
+            parse_duration(bad)
 
 
 def test_every_command_has_a_handler():

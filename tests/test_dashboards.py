@@ -217,7 +217,7 @@ def _with_options(store, samples, ctx: Context) -> Context:
         for var in load(path)["templating"]["list"]:
             if var["type"] == "query" and var["name"] not in ctx.options:
                 ctx.options[var["name"]] = [str(r[0]) for r in _run(store, var["query"], ctx).result_rows]
-    ctx.options.setdefault("status", ["completed", "failed", "running", "cancelled"])
+    ctx.options.setdefault("status", ["completed", "failed", "running", "cancelled", "incomplete"])
     return ctx
 
 
@@ -243,6 +243,26 @@ def test_filters_change_the_numbers(filled):
     one = _context(store, samples, tenant=["acme"])
     assert _run(store, runs_query, _with_options(store, samples, one)).result_rows[0][0] < everything
     assert everything == sum(len({n.run_id for n in s.nodes}) for s in samples)
+
+
+def test_incomplete_runs_count_as_over_and_not_successful(store):
+    from tracehouse.demo import sample_run
+
+    done = sample_run(31, started_at=datetime.now(UTC) - timedelta(hours=2))
+    crashed = sample_run(32, started_at=datetime.now(UTC) - timedelta(hours=2))  # its root never came
+    store.write(done.nodes + [n for n in crashed.nodes if n.run_id != crashed.run_id or not n.run_root])
+    ctx = _with_options(store, [done, crashed], _context(store, [done, crashed]))
+    queries = {what: sql for _, what, _, sql in _queries_by_kind()}
+
+    def rows(what: str) -> list[dict]:
+        result = _run(store, queries[what], ctx)
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+    assert [r["success_rate"] for r in rows("panel 'Success rate'")] == [3 / 4]  # each has a completed sub-run
+    outcomes = rows("panel 'Runs by outcome'")
+    assert sum(r["incomplete"] for r in outcomes) == 1 and sum(r["running"] for r in outcomes) == 0
+    agents = {r["agent"]: r for r in rows("panel 'Agents'")}
+    assert (agents[""]["incomplete"], agents[""]["success_rate"]) == (1, 0)  # only a root names its agent
 
 
 def test_no_panel_reads_payload_columns_over_a_time_range(filled):

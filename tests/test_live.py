@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta
 
 import pytest
 from conftest import run_cli
@@ -14,6 +15,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 import tracehouse
+from tracehouse.cli import format_live
 
 
 class Boom(Exception):
@@ -142,3 +144,69 @@ def test_a_follower_of_an_agent_gets_the_events_stored_before_the_run_named_its_
     assert seen(follower) == expected
     assert seen(everyone) == expected  # no event twice for a subscriber without an agent filter
     assert hub.messages([root]) == [m for m in second if "late" not in m]  # held events go once
+
+
+# An agent whose process dies inside its run: the node it finished is exported (no batching),
+# the run's own span never ends, so it is never sent.
+CRASHING_AGENT = """
+import os, sys
+import tracehouse
+tracehouse.configure("crashy", endpoint=sys.argv[1], batch=False)
+with tracehouse.run("crashy") as run:
+    with tracehouse.node("fetch"):
+        pass
+    print(run.run_id, flush=True)
+    os._exit(1)
+"""
+
+
+def test_a_run_whose_agent_died_is_announced_incomplete(served):
+    srv = served("--run-idle-timeout", "3s")
+    with connect(f"{srv.http.replace('http://', 'ws://')}/ws/events") as ws:
+        # A first run warms the server up, so the crashing one is stored soon after it is sent.
+        config = tracehouse.configure("live", endpoint=srv.http, batch=False)
+        with tracehouse.run("warm-up"):
+            pass
+        config.flush()
+        _collect(ws, until_runs=1)
+        crashed = subprocess.run(
+            [sys.executable, "-c", CRASHING_AGENT, srv.http], capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        assert crashed.returncode == 1, crashed.stderr
+        run_id = crashed.stdout.strip()
+        messages: list[dict] = []
+        while not any(m["type"] == "execution_incomplete" for m in messages):
+            messages.append(json.loads(ws.recv(timeout=120)))  # bounded: the sweep runs every 0.75 s here
+    mine = [m for m in messages if m["run_id"] == run_id]
+    assert [m["type"] for m in mine] == ["execution_started", "node_executed", "execution_incomplete"]
+    node, incomplete = mine[1]["node"], mine[2]
+    assert node["name"] == "fetch" and incomplete["status"] == "incomplete" and incomplete["error"] == ""
+    node_end = datetime.fromisoformat(node["started_at"]) + timedelta(milliseconds=node["duration_ms"])
+    assert abs(datetime.fromisoformat(incomplete["last_span_at"]) - node_end) < timedelta(milliseconds=1)
+    assert format_live(incomplete).startswith(f"{run_id}  ")
+    assert "execution_incomplete incomplete, last span ended " in format_live(incomplete)
+
+
+def test_an_incomplete_run_releases_the_events_held_for_its_agents_followers():
+    from datetime import UTC
+
+    from tracehouse.api.live import LiveHub, _Subscriber
+    from tracehouse.demo import sample_run
+    from tracehouse.store import IdleRun
+
+    sample = sample_run(6)
+    children = [n for n in sample.nodes if n.run_id == sample.run_id and not n.run_root]
+    hub = LiveHub()
+    follower, everyone = _Subscriber("default", "planner", None), _Subscriber("default", None, None)
+    stored = hub.messages(children)  # the agent is not known yet: held for agent followers
+    last = max(n.ended_at for n in children).replace(tzinfo=None)
+    quiet = IdleRun("default", sample.run_id, "planner", children[0].started_at, last, 1_000_000)
+    announced = hub.incomplete_messages([quiet])  # the run's row names its agent (its spans did)
+    held = [m["type"] for m in stored]
+    assert [m["type"] for m in announced if follower.wants(m)] == [*held, "execution_incomplete"]
+    assert [m["type"] for m in announced if everyone.wants(m)] == ["execution_incomplete"]
+    (event,) = [m for m in announced if m["type"] == "execution_incomplete"]
+    assert event["last_span_at"] == last.replace(tzinfo=UTC).isoformat() and event["duration_ms"] == 1.0
+    unknown = hub.incomplete_messages([IdleRun("default", "run-x", "", last, last, 0)])
+    assert [m["type"] for m in unknown] == ["execution_incomplete"] and unknown[0]["agent"] == ""

@@ -18,7 +18,7 @@ def _node(**fields) -> Node:
 
 
 def test_enums_have_the_documented_members():
-    assert [s.value for s in Status] == ["pending", "running", "completed", "failed", "cancelled"]
+    assert [s.value for s in Status] == ["pending", "running", "completed", "failed", "cancelled", "incomplete"]
     assert {t.value for t in NodeType} == {
         "agent", "llm", "tool", "retriever", "embedding", "step", "guardrail", "evaluator", "other",
     }  # fmt: skip

@@ -154,6 +154,7 @@ def test_lookups_have_their_skip_indexes(store):
     assert indexes[(schema.RUNS, "idx_user")] == "bloom_filter"
     assert indexes[(schema.LOGS, "idx_trace_id")] == "bloom_filter"
     assert indexes[(schema.TRACE_ID_TS, "idx_trace_id")] == "bloom_filter"
+    assert indexes[(schema.RUNS, "idx_ended")] == "minmax"  # the idle sweep's window
 
 
 def test_the_trace_id_lookup_is_filled_by_its_materialized_view(store):
@@ -221,6 +222,25 @@ def test_a_store_of_an_earlier_version_gets_its_daily_rollup_rebuilt_in_minutes(
     assert migrations.migrate(store.client, store.layout) == [4]
     assert _tables(store)[schema.AGENT_DAILY]["sorting"] == "Tenant, Day, AgentName, Minute"
     assert store.query(totals) == expected
+
+
+def test_a_store_of_version_4_counts_incomplete_runs_once_upgraded(store):
+    from tracehouse.demo import sample_run
+
+    crashed = sample_run(10)  # started five minutes ago; its process died before the root ended
+    store.write([n for n in crashed.nodes if n.run_id == crashed.run_id and not n.run_root])
+    daily, runs = store.table(schema.AGENT_DAILY), store.table(schema.RUNS)
+    # The store as schema version 4 left it: no incomplete count in the rollup, no index on EndedAt.
+    store.client.command(f"ALTER TABLE {daily} DROP COLUMN Incomplete")
+    store.client.command(f"ALTER TABLE {runs} DROP INDEX idx_ended")
+    store.client.command(f"DELETE FROM {store.table(schema.MIGRATIONS)} WHERE Version = 5")
+    assert migrations.migrate(store.client, store.layout) == [5]
+    columns = list(_columns(store, schema.AGENT_DAILY))
+    assert columns.index("Incomplete") == columns.index("Running") + 1
+    assert store.query(f"SELECT sum(Running), sum(Incomplete) FROM {daily} FINAL") == [(1, 0)]
+    store.run_idle_timeout = 60  # the run stored before the upgrade is swept like any other
+    assert [r.run_id for r in store.mark_idle_runs()] == [crashed.run_id]
+    assert store.query(f"SELECT sum(Running), sum(Incomplete) FROM {daily} FINAL") == [(0, 1)]
 
 
 def test_migrations_are_recorded_and_idempotent(store):

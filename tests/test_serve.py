@@ -11,6 +11,7 @@ import base64
 import gzip
 import http.client
 import json
+import re
 import signal
 import threading
 import time
@@ -412,3 +413,67 @@ def test_the_receiver_takes_data_while_its_clickhouse_server_is_down(tmp_path):
     assert time.monotonic() - started < 20  # no waiting out the drain budget for an unreachable store
     assert "left in the spool for the next start" in out
     assert len(Spool(spool_dir).read(0)) == 1  # acknowledged, and waiting durably for the store
+
+
+def crashed_agent_run(run_id: str, ended_ago: float):
+    """A run's spans with times ``ended_ago`` seconds back: (the children its process exported
+    before it died, its root span, which a live process would have sent last, failed)."""
+    from opentelemetry import trace
+
+    rec = Recorder(service="e2e-agent")
+    common = {semconv.TRACEHOUSE_RUN_ID: run_id}
+    start = time.time_ns() - int(ended_ago * 1e9) - 3_000_000
+    root = rec.tracer.start_span(
+        "invoke_agent planner",
+        start_time=start,
+        attributes={**common, semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "planner"},
+    )
+    inside = trace.set_span_in_context(root)
+    for n, (name, operation) in enumerate((("chat gpt-4o-mini", "chat"), ("execute_tool search", "execute_tool"))):
+        child = rec.tracer.start_span(
+            name, context=inside, start_time=start + n * 1_000_000,
+            attributes={**common, semconv.GEN_AI_OPERATION_NAME: operation},
+        )  # fmt: skip
+        child.end(end_time=start + (n + 1) * 1_000_000)
+    children = rec.exporter.get_finished_spans()
+    root.set_status(Status(StatusCode.ERROR, "out of memory"))
+    root.end(end_time=start + 3_000_000)
+    return children, [s for s in rec.exporter.get_finished_spans() if s.name.startswith("invoke_agent")]
+
+
+def test_a_run_whose_root_never_came_reads_incomplete_everywhere_until_its_root_arrives(server):
+    from conftest import run_cli
+    from test_api_agents import get, wait_for_history_item
+
+    srv = server("--run-idle-timeout", "5m")
+    quiet, quiet_root = crashed_agent_run("run-quiet", ended_ago=600)  # quiet for 10 minutes: incomplete
+    recent, _ = crashed_agent_run("run-recent", ended_ago=60)  # a minute: still running
+    exporter = HttpExporter(endpoint=f"{srv.http}/v1/traces")
+    assert exporter.export(list(quiet) + list(recent)) is SpanExportResult.SUCCESS
+
+    def history_status(run_id: str, status: str) -> dict:
+        return wait_for_history_item(
+            srv.http, lambda item: item["run_id"] == run_id and item["status"] == status, f"{run_id} {status}"
+        )
+
+    item = history_status("run-quiet", "incomplete")
+    assert item["node_count"] == 2 and item["duration"] == "0.002s"  # from its first span to its last
+    assert {i["run_id"]: i["status"] for i in get(f"{srv.http}/api/v1/agents/history")}["run-recent"] == "running"
+    (stats,) = get(f"{srv.http}/api/v1/stats")
+    assert (stats["runs"], stats["incomplete"], stats["running"]) == (2, 1, 1)
+    logs = get(f"{srv.http}/api/v1/agents/logs?run_id=run-quiet")  # what it did before it died
+    assert [n["metadata"]["name"] for n in logs["nodes"]] == ["chat gpt-4o-mini", "execute_tool search"]
+    listed = run_cli("runs", "--url", srv.http)
+    assert re.search(r" incomplete +0\.002s +2 .* run-quiet", listed.stdout), listed.stdout
+    assert json.loads(run_cli("stats", "--url", srv.http, "--json").stdout)[0]["incomplete"] == 1
+
+    assert exporter.export(quiet_root) is SpanExportResult.SUCCESS  # its root after all: it wins
+    history_status("run-quiet", "failed")
+    exporter.shutdown()
+    assert "everything acknowledged is stored" in srv.stop()
+    daily = dump_store(
+        srv.store_dir,
+        "SELECT AgentName, sum(Runs), sum(Failed), sum(Running), sum(Incomplete) FROM tracehouse.agent_daily FINAL "
+        "GROUP BY AgentName HAVING sum(Runs) > 0 ORDER BY AgentName",
+    )
+    assert daily == [["", 1, 0, 1, 0], ["planner", 1, 1, 0, 0]]  # only the root named the agent

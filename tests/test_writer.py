@@ -294,3 +294,27 @@ def test_which_failures_are_the_datas_fault():
     ]
     assert [is_data_error(e) for e in data] == [True] * len(data)
     assert [is_data_error(e) for e in retry] == [False] * len(retry)
+
+
+def test_the_writer_turns_a_run_that_went_quiet_without_its_root_incomplete(store, tmp_path):
+    spool = Spool(str(tmp_path / "spool"))
+    writer = Writer(store, spool, RetentionPolicy(store, 30), Metrics(), interval=0.05, engine_normalize=True)
+    heard = []
+    writer.idle_runs.listeners.append(heard.extend)
+    spool.append(KIND_TRACES, "default", _run_spans("run-crashed", root=False))  # its process died
+    writer.write(spool.read(spool.committed))  # stored under the default timeout (30 minutes): running
+    assert [(r[1], r[9]) for r in _run_rows(store)] == [("run-crashed", "running")]
+    store.run_idle_timeout = 1  # from now on a second without a span is enough
+    writer.start()
+    try:
+        _wait(lambda: heard)  # the writer's loop sweeps between batches
+        assert [r.run_id for r in heard] == ["run-crashed"]
+        assert [(r[1], r[9]) for r in _run_rows(store)] == [("run-crashed", "incomplete")]
+        spool.append(KIND_TRACES, "default", _run_spans("run-crashed", calls=0))  # the root after all
+        _wait(lambda: spool.pending_records == 0)
+    finally:
+        writer.stop(timeout=5)
+        spool.close()
+    (row,) = _run_rows(store)
+    assert (row[1], row[9]) == ("run-crashed", "completed")  # a late root wins
+    assert len(heard) == 1

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from tracehouse import __version__
 from tracehouse.client import Client, ClientError
-from tracehouse.ingest.checks import DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_CLOCK_SKEW, DEFAULT_MAX_VALUE_BYTES
+from tracehouse.ingest.checks import DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_VALUE_BYTES
 from tracehouse.ingest.writer import DEFAULT_INTERVAL
-from tracehouse.model import Node, Run
+from tracehouse.model import DEFAULT_RUN_IDLE_TIMEOUT, MAX_TTL_DAYS, Node, Run
 from tracehouse.store import DEFAULT_DSN, DSNError, Store, StoreError, migrations, parse_dsn
 from tracehouse.store.dsn import DEFAULT_DATABASE
 from tracehouse.store.schema import Layout
@@ -25,6 +26,23 @@ def _env(name: str, default: str) -> str:
 def _env_int(name: str) -> int | None:
     value = os.environ.get(f"TRACEHOUSE_{name}")
     return int(value) if value else None
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``1800``, ``90s``, ``30m``, ``1h30m`` or ``2d`` (a bare number is seconds)."""
+    value = text.strip().lower()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(number + unit for number, unit in parts) != value:
+        raise ValueError(f"{text!r} is not a duration: give seconds, or e.g. 90s, 30m, 1h30m, 2d")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
 def _add_store(parser: argparse.ArgumentParser) -> None:
@@ -116,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"higher is fewer, larger inserts (env TRACEHOUSE_BATCH_INTERVAL; default {DEFAULT_INTERVAL})",
     )
     serve.add_argument(
+        "--run-idle-timeout",
+        default=_env("RUN_IDLE_TIMEOUT", f"{DEFAULT_RUN_IDLE_TIMEOUT:g}"),
+        help="a run whose root span has not arrived is incomplete (its agent most likely crashed) once no "
+        "span of it has ended for this long: seconds, or a duration like 30m or 1h; its root still wins "
+        f"when it arrives (env TRACEHOUSE_RUN_IDLE_TIMEOUT; default {DEFAULT_RUN_IDLE_TIMEOUT:g} s, 30 minutes)",
+    )
+    serve.add_argument(
         "--max-request-mb",
         type=int,
         default=int(_env("MAX_REQUEST_MB", "20")),
@@ -123,10 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-clock-skew",
-        type=float,
-        default=float(_env("MAX_CLOCK_SKEW", str(DEFAULT_MAX_CLOCK_SKEW))),
-        help="seconds a span may start or end in the future before it is rejected as a wrong clock "
-        f"(env TRACEHOUSE_MAX_CLOCK_SKEW; default {DEFAULT_MAX_CLOCK_SKEW:.0f}, a day)",
+        type=parse_duration,
+        default=_env("MAX_CLOCK_SKEW", "24h"),
+        help="how far in the future a span may start or end before it is rejected as a wrong clock: "
+        "seconds, or e.g. 90s, 30m, 24h (env TRACEHOUSE_MAX_CLOCK_SKEW; default 24h)",
     )
     serve.add_argument(
         "--max-attributes",
@@ -272,6 +297,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ValueError("--batch-interval must be between 0.01 and 60 seconds")
     if args.retention_days < 1 or (args.payload_retention_days is not None and args.payload_retention_days < 1):
         raise ValueError("retention must be at least 1 day")
+    run_idle_timeout = parse_duration(args.run_idle_timeout)
+    if not 1 <= run_idle_timeout <= MAX_TTL_DAYS * 86400:  # also refuses nan and inf
+        raise ValueError("--run-idle-timeout must be at least 1 second (and at most the longest retention)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run(
         Settings(
@@ -293,6 +321,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 max_attributes=args.max_attributes,
                 max_value_bytes=args.max_value_kb << 10,
             ),
+            run_idle_timeout=run_idle_timeout,
         )
     )
     return 0
@@ -419,6 +448,8 @@ def format_live(event: dict[str, Any]) -> str:
         error = node.get("error") or ""
     elif kind == "execution_started":
         what = "started"
+    elif kind == "execution_incomplete":
+        what = f"incomplete, last span ended {event.get('last_span_at', '')[:19].replace('T', ' ')} UTC"
     else:
         what = f"{event.get('status', '')} {_duration(int(event.get('duration_ms', 0) * 1e6))}"
         error = event.get("error") or ""

@@ -149,10 +149,10 @@ class Client:
     def tail(
         self, agent: str | None = None, run_id: str | None = None, *, idle_timeout: float | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Live events (execution_started, node_executed, execution_completed, execution_failed)
-        as the server stores spans, optionally of one agent or run. Connects before returning,
-        so nothing stored after the call is missed; the iterator ends when the server closes
-        the stream, or after ``idle_timeout`` seconds without an event."""
+        """Live events (execution_started, node_executed, execution_completed, execution_failed,
+        execution_incomplete) as the server stores spans, optionally of one agent or run.
+        Connects before returning, so nothing stored after the call is missed; the iterator ends
+        when the server closes the stream, or after ``idle_timeout`` seconds without an event."""
         from websockets.exceptions import InvalidStatus
         from websockets.sync.client import connect
 

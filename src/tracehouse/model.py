@@ -24,16 +24,26 @@ MAX_TTL_DAYS = 3650
 MAX_TOKENS = 10**12
 MAX_COST_USD = 10**6
 PREVIEW_CHARS = 200
+# A run without its root span that has had no span end for this long is incomplete (seconds).
+DEFAULT_RUN_IDLE_TIMEOUT = 1800.0
 
 
 class Status(StrEnum):
-    """Lifecycle of a run or a node."""
+    """Lifecycle of a run or a node.
+
+    A run is ``running`` until its root span arrives, and then has the root's status. A run
+    whose root has not arrived and whose latest span ended longer ago than the run idle timeout
+    (:data:`DEFAULT_RUN_IDLE_TIMEOUT`, ``tracehouse serve --run-idle-timeout``) is
+    ``incomplete``: its process most likely died before ending the run. The root still wins
+    when it arrives later. Nodes are never ``incomplete``.
+    """
 
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    INCOMPLETE = "incomplete"
 
 
 class NodeType(StrEnum):

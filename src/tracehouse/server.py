@@ -17,7 +17,7 @@ from tracehouse.ingest.otlp_grpc import start_grpc
 from tracehouse.ingest.receiver import DEFAULT_MAX_BYTES, Auth, Receiver
 from tracehouse.ingest.spool import Spool
 from tracehouse.ingest.writer import DEFAULT_INTERVAL, RetentionPolicy, Writer
-from tracehouse.model import DEFAULT_TTL_DAYS
+from tracehouse.model import DEFAULT_RUN_IDLE_TIMEOUT, DEFAULT_TTL_DAYS
 from tracehouse.store import DEFAULT_DSN, Store, StoreAddress, StoreError, parse_dsn
 
 log = logging.getLogger("tracehouse.server")
@@ -39,6 +39,7 @@ class Settings:
     batch_interval: float = DEFAULT_INTERVAL
     normalize: str = "auto"  # auto (the engine where the store is embedded), engine or python
     limits: Limits = field(default_factory=Limits)  # what the receiver accepts per span
+    run_idle_timeout: float = DEFAULT_RUN_IDLE_TIMEOUT  # seconds until a run without its root is incomplete
 
     def spool_dir(self, address: StoreAddress) -> str:
         if self.spool:
@@ -59,8 +60,12 @@ def run(settings: Settings) -> None:
         )
     address = parse_dsn(settings.store)
     store: Store | None = None
+
+    def open_store() -> Store:
+        return Store.open(settings.store, cluster=settings.cluster, run_idle_timeout=settings.run_idle_timeout)
+
     try:
-        store = Store.open(settings.store, cluster=settings.cluster)
+        store = open_store()
     except StoreError as exc:
         if address.embedded:
             raise
@@ -71,7 +76,7 @@ def run(settings: Settings) -> None:
     metrics.watch_spool(lambda: spool.pending_bytes, lambda: spool.pending_records)
     retention = RetentionPolicy(store, settings.retention_days, settings.payload_retention_days)
     writer = Writer(
-        store or (lambda: Store.open(settings.store, cluster=settings.cluster)),
+        store or open_store,
         spool,
         retention,
         metrics,

@@ -22,13 +22,14 @@ _STATUS = {
     Status.FAILED: "failed",
     Status.RUNNING: "running",
     Status.CANCELLED: "cancelled",
+    Status.INCOMPLETE: "incomplete",
     Status.PENDING: "running",
 }
 
 
 class HistoryItem(BaseModel):
     run_id: str
-    status: str  # success | failed | running | cancelled
+    status: str  # success | failed | running | cancelled | incomplete
     started_at: str  # ISO 8601, UTC
     duration: str  # "45s", "1.5s"
     input: str  # a short preview

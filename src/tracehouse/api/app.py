@@ -29,6 +29,7 @@ def create_app(receiver: Receiver, writer: Writer) -> FastAPI:
     app.include_router(quarantine_router)
     app.state.live = LiveHub()
     writer.listeners.append(app.state.live.publish)
+    writer.idle_runs.listeners.append(app.state.live.publish_incomplete)
     writer.listening = app.state.live.has_subscribers
     app.include_router(live_router)
 

@@ -8,7 +8,10 @@ event loop:
   this comes with the first finished node, or with the run itself for a run without nodes);
 - ``node_executed``: each finished node, in start order;
 - ``execution_completed`` / ``execution_failed``: when the run's own span arrives (a cancelled
-  run is ``execution_failed`` with status ``cancelled``).
+  run is ``execution_failed`` with status ``cancelled``);
+- ``execution_incomplete``: when the writer's sweep finds that a run whose own span has not
+  arrived went quiet (no span for the run idle timeout), with the end of its latest span. Its
+  own span may still arrive: then ``execution_completed`` or ``execution_failed`` follows.
 
 Often only the run's own span names its agent, and it ends (and arrives) last. Events of a run
 stored before its agent is known are held; when the run's span arrives, subscribers following
@@ -27,12 +30,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from tracehouse.ingest.receiver import Unauthenticated
 from tracehouse.model import DEFAULT_TENANT, Event, Node, Status
+from tracehouse.store import IdleRun
 
 router = APIRouter()
 _SEEN_RUNS = 100_000  # runs remembered as started
@@ -138,11 +143,43 @@ class LiveHub:
             )
         return out
 
+    def incomplete_messages(self, runs: Sequence[IdleRun]) -> list[dict[str, Any]]:
+        """The events of runs that turned incomplete. A run whose agent its row names releases
+        the events held for that agent's followers first, as its own span would."""
+        out: list[dict[str, Any]] = []
+        for run in runs:
+            agent = run.agent_name  # its spans' (only a root sets the hub's)
+            if agent:
+                out += [{**held, "agent": agent, _LATE: True} for held in self._held.pop((run.tenant, run.run_id), [])]
+            out.append(
+                {
+                    "type": "execution_incomplete",
+                    "tenant": run.tenant,
+                    "run_id": run.run_id,
+                    "agent": agent,
+                    "status": Status.INCOMPLETE.value,
+                    "duration_ms": run.duration_ns / 1e6,
+                    "last_span_at": run.last_span_at.replace(tzinfo=UTC).isoformat(),
+                    "error": "",
+                }
+            )
+        return out
+
     def publish(self, nodes: Sequence[Node], events: Sequence[Event] = ()) -> None:
         """Called by the writer after it stored a batch (from its own thread)."""
         with self._lock:
             messages = self.messages(nodes)
             subscribers = list(self._subscribers)
+        self._send(messages, subscribers)
+
+    def publish_incomplete(self, runs: Sequence[IdleRun]) -> None:
+        """Called by the writer's sweep with the runs it turned incomplete (from its thread)."""
+        with self._lock:
+            messages = self.incomplete_messages(runs)
+            subscribers = list(self._subscribers)
+        self._send(messages, subscribers)
+
+    def _send(self, messages: list[dict[str, Any]], subscribers: list[_Subscriber]) -> None:
         loop = self._loop
         if not messages or not subscribers or loop is None:
             return

@@ -21,8 +21,9 @@ def stats(
     until: datetime | None = None,
     scope: tuple = Depends(read_scope),
 ) -> list[dict[str, Any]]:
-    """Per group: runs, completed, failed, cancelled, running, success_rate (of finished runs),
-    p50_seconds and p95_seconds (finished runs), avg_nodes, llm_calls, input_tokens,
+    """Per group: runs, completed, failed, cancelled, running, incomplete, success_rate
+    (completed out of the runs no longer running, incomplete ones included), p50_seconds and
+    p95_seconds (runs whose root span arrived), avg_nodes, llm_calls, input_tokens,
     output_tokens, cost_usd."""
     store, tenant = scope
     return queries.stats(store, tenant, group_by=group_by, since=since, until=until)

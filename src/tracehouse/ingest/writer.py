@@ -29,7 +29,7 @@ from tracehouse.ingest.normalize_sql import EngineCannotRead, EngineNormalizer, 
 from tracehouse.ingest.quarantine import Quarantine
 from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Record, Spool
 from tracehouse.model import Event, LogRecord, Node
-from tracehouse.store import BatchSpans, Store, schema
+from tracehouse.store import BatchSpans, IdleRunSweep, Store, schema
 from tracehouse.store.errors import is_data_error
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,7 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="tracehouse-writer", daemon=True)
         self.healthy = self.store is not None  # False while the store refuses writes or is unreachable
         self._drain_deadline = float("inf")
+        self.idle_runs = IdleRunSweep()  # runs that went quiet without their root turn incomplete
 
     def start(self) -> None:
         self._thread.start()
@@ -157,6 +158,7 @@ class Writer:
     def _run(self) -> None:
         backoff = 0.5
         while True:
+            self.idle_runs(self.store)  # when due: every minute at most
             stopping = self._stop.is_set()
             records = self._gather(0.0 if stopping else self.interval)
             if not records:

@@ -13,17 +13,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from tracehouse.model import Event, LogRecord, Node
+from tracehouse.model import DEFAULT_RUN_IDLE_TIMEOUT, Event, LogRecord, Node
 from tracehouse.store import migrations, rollups, rows, schema
 from tracehouse.store.client import StoreBusyError, StoreError, connect
 from tracehouse.store.dsn import DEFAULT_DSN, DSNError, StoreAddress, parse_dsn
-from tracehouse.store.rollups import BatchSpans
+from tracehouse.store.rollups import BatchSpans, IdleRun, IdleRunSweep, IdleSweep
 from tracehouse.store.schema import Layout
 
 __all__ = [
     "BatchSpans",
     "DEFAULT_DSN",
     "DSNError",
+    "IdleRun",
+    "IdleRunSweep",
+    "IdleSweep",
     "Layout",
     "Store",
     "StoreAddress",
@@ -45,22 +48,40 @@ def runs_seen(nodes: Iterable[Node]) -> dict[tuple[str, str], datetime]:
 
 
 class Store:
-    """An open store: a client, where the tables are, and the writes tracehouse makes."""
+    """An open store: a client, where the tables are, and the writes tracehouse makes.
 
-    def __init__(self, client: Any, address: StoreAddress, layout: Layout):
+    ``run_idle_timeout``: seconds after which a run without its root span and without a new
+    span is ``incomplete`` (:mod:`tracehouse.store.rollups`)."""
+
+    def __init__(
+        self,
+        client: Any,
+        address: StoreAddress,
+        layout: Layout,
+        *,
+        run_idle_timeout: float = DEFAULT_RUN_IDLE_TIMEOUT,
+    ):
         self.client = client
         self.address = address
         self.layout = layout
+        self.run_idle_timeout = run_idle_timeout
 
     @classmethod
-    def open(cls, dsn: str = DEFAULT_DSN, *, cluster: str | None = None, migrate: bool = True) -> Store:
+    def open(
+        cls,
+        dsn: str = DEFAULT_DSN,
+        *,
+        cluster: str | None = None,
+        migrate: bool = True,
+        run_idle_timeout: float = DEFAULT_RUN_IDLE_TIMEOUT,
+    ) -> Store:
         """Connect to the store named by ``dsn`` and bring its schema to the latest version."""
         address = parse_dsn(dsn)
         if cluster and address.embedded:
             raise DSNError("--cluster needs a ClickHouse server DSN (http:// or https://), not chdb://")
         layout = Layout(database=address.database, cluster=cluster)
         client = connect(address)
-        store = cls(client, address, layout)
+        store = cls(client, address, layout, run_idle_timeout=run_idle_timeout)
         if migrate:
             try:
                 migrations.migrate(client, layout)
@@ -115,11 +136,22 @@ class Store:
         """Recompute runs that received spans: ``(tenant, run_id)`` -> earliest start just written
         (new runs of ``batch`` from that table: :func:`rollups.refresh_runs`). Returns the
         ``(tenant, minute)`` slices of the daily rollup they were or are listed under."""
-        return rollups.refresh_runs(self.client, self.layout, seen, batch)
+        return rollups.refresh_runs(self.client, self.layout, seen, batch, idle_seconds=self.run_idle_timeout)
 
     def refresh_agent_daily(self, minutes: Iterable[tuple[str, datetime]]) -> None:
         """Recompute the daily rollup's ``(tenant, minute)`` slices from the runs."""
         rollups.refresh_agent_daily(self.client, self.layout, minutes)
+
+    def mark_idle_runs(self, after: datetime | None = None) -> list[IdleRun]:
+        """Turn the runs that went quiet without their root span ``incomplete`` (those whose
+        latest span ended after ``after``; None: all), and return them: the writer's sweep
+        (:func:`rollups.mark_idle_runs`) all at once."""
+        turned: list[IdleRun] = []
+        while True:
+            sweep = rollups.mark_idle_runs(self.client, self.layout, self.run_idle_timeout, after=after)
+            turned += sweep.runs
+            if sweep.complete:
+                return turned
 
     def write(
         self,

@@ -71,11 +71,21 @@ def _daily_by_minute(layout: Layout) -> list[str]:
     return [*layout.drop_table(schema.AGENT_DAILY), *layout.create_table(schema.AGENT_DAILY_TABLE), rebuild]
 
 
+def _incomplete_runs(layout: Layout) -> list[str]:
+    # Runs already stored keep their status until the writer's first sweep, which finds the
+    # quiet ones among them and recomputes them, with the rollup minutes they are listed under.
+    return [
+        *layout.add_columns(schema.AGENT_DAILY, {"Incomplete": "UInt64 AFTER Running"}),
+        *layout.add_indexes(schema.RUNS, schema.RUNS_ENDED_INDEX),
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, trace id lookup, runs, events, logs, agent daily rollup, tenants", _initial),
     Migration(2, "defaults for spans and logs the Collector's ClickHouse exporter writes", _collector_defaults),
     Migration(3, "runs sorted by id, for finding one run", _runs_by_id),
     Migration(4, "agent daily rollup in minute slices, so a refresh reads a few minutes of runs", _daily_by_minute),
+    Migration(5, "incomplete runs: counted in the daily rollup, found by their latest span's end", _incomplete_runs),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

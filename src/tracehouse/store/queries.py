@@ -413,16 +413,20 @@ def stats(
     if group_by not in _STATS_GROUPS:
         raise ValueError(f"group_by must be one of {', '.join(_STATS_GROUPS)}")
     window, params = _window(since, until, "StartedAt")
+    # Success is counted among the runs that are over, incomplete ones (most likely crashed)
+    # included; durations only of runs whose root span arrived (an incomplete run's is cut short).
     done = f"Status != '{Status.RUNNING.value}'"
+    finished = f"Status IN ('{Status.COMPLETED.value}', '{Status.FAILED.value}', '{Status.CANCELLED.value}')"
     sql = f"""
         SELECT {_STATS_GROUPS[group_by]} AS key, count() AS runs,
                countIf(Status = '{Status.COMPLETED.value}') AS completed,
                countIf(Status = '{Status.FAILED.value}') AS failed,
                countIf(Status = '{Status.CANCELLED.value}') AS cancelled,
                countIf(Status = '{Status.RUNNING.value}') AS running,
+               countIf(Status = '{Status.INCOMPLETE.value}') AS incomplete,
                if(countIf({done}) = 0, 0, completed / countIf({done})) AS success_rate,
-               quantileIf(0.5)(DurationNs, {done}) / 1e9 AS p50_seconds,
-               quantileIf(0.95)(DurationNs, {done}) / 1e9 AS p95_seconds,
+               quantileIf(0.5)(DurationNs, {finished}) / 1e9 AS p50_seconds,
+               quantileIf(0.95)(DurationNs, {finished}) / 1e9 AS p95_seconds,
                avg(NodeCount) AS avg_nodes, sum(LlmCalls) AS llm_calls, sum(InputTokens) AS input_tokens,
                sum(OutputTokens) AS output_tokens, sum(CostUsd) AS cost_usd
         FROM {store.table(schema.RUNS)} FINAL

@@ -16,20 +16,33 @@ span rows in a table of their own (the engine normalizer's): no spans table read
 
 Run totals count LLM-call nodes only (``NodeType = 'llm'``): agent spans that repeat their
 children's usage are not summed again, and a sub-agent run's calls belong to the sub-run.
+
+A run's status is its root span's. Until the root arrives the run is ``running``, or
+``incomplete`` once its latest span ended longer ago than the run idle timeout: its process
+most likely died, and a root that is never ended is never exported. The rule is part of the
+row's computation, so a refresh applies it to the spans it reads, and a root that arrives
+late replaces ``incomplete`` like any other refresh. Time passing changes no span, so the
+writer also sweeps (:class:`IdleRunSweep`): :func:`mark_idle_runs` finds the rows still
+``running`` whose latest span is older than the timeout and recomputes them (and the rollup
+minutes they are listed under) through the same refresh.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from string import Template
 from typing import Any
 
 from tracehouse import semconv
-from tracehouse.model import NodeType, Status
+from tracehouse.model import DEFAULT_RUN_IDLE_TIMEOUT, NodeType, Status
 from tracehouse.store import schema
 from tracehouse.store.schema import Layout
+
+log = logging.getLogger(__name__)
 
 CHUNK = 5000  # keys per statement
 
@@ -50,6 +63,8 @@ _CREATE_KEYS = (
 )
 _KEYS = f"(Tenant, RunId) GLOBAL IN (SELECT Tenant, RunId FROM {KEYS_TABLE} WHERE Day = {{day:Date}})"
 _LLM = f"NodeType = '{NodeType.LLM.value}'"
+# Runs whose root span arrived: the statuses whose durations are whole.
+_FINISHED = f"Status IN ('{Status.COMPLETED.value}', '{Status.FAILED.value}', '{Status.CANCELLED.value}')"
 
 
 def _prefer(column: str) -> str:
@@ -73,7 +88,9 @@ FROM
         {_prefer("ServiceName")} AS r_ServiceName,
         {_prefer("ConversationId")} AS r_ConversationId,
         {_prefer("UserId")} AS r_UserId,
-        if(has_root, anyIf(Status, RunRoot), '{Status.RUNNING.value}') AS r_Status,
+        if(has_root, anyIf(Status, RunRoot),
+           if(r_EndedAt < subtractNanoseconds(now64(9), {{idle_ns:Int64}}),
+              '{Status.INCOMPLETE.value}', '{Status.RUNNING.value}')) AS r_Status,
         min(Timestamp) AS r_StartedAt,
         max(addNanoseconds(Timestamp, Duration)) AS r_EndedAt,
         if(has_root, anyIf(Duration, RunRoot),
@@ -148,8 +165,8 @@ WHERE {_KEYS} AND StartedAt >= {{since:DateTime64(9)}}
 """
 
 DAILY_COLUMNS = (
-    "Tenant", "Day", "AgentName", "Minute", "Runs", "Completed", "Failed", "Cancelled", "Running", "Nodes",
-    "LlmCalls", "ToolCalls", "InputTokens", "OutputTokens", "CostUsd", "DurationSumNs",
+    "Tenant", "Day", "AgentName", "Minute", "Runs", "Completed", "Failed", "Cancelled", "Running", "Incomplete",
+    "Nodes", "LlmCalls", "ToolCalls", "InputTokens", "OutputTokens", "CostUsd", "DurationSumNs",
     "DurationQuantiles", "TtlDays", "Version",
 )  # fmt: skip
 
@@ -165,6 +182,7 @@ SELECT
     countIf(Status = '{Status.FAILED.value}') AS d_Failed,
     countIf(Status = '{Status.CANCELLED.value}') AS d_Cancelled,
     countIf(Status = '{Status.RUNNING.value}') AS d_Running,
+    countIf(Status = '{Status.INCOMPLETE.value}') AS d_Incomplete,
     sum(NodeCount) AS d_Nodes,
     sum(LlmCalls) AS d_LlmCalls,
     sum(ToolCalls) AS d_ToolCalls,
@@ -172,7 +190,7 @@ SELECT
     sum(OutputTokens) AS d_OutputTokens,
     sum(CostUsd) AS d_CostUsd,
     sum(DurationNs) AS d_DurationSumNs,
-    quantilesTDigestStateIf(0.5, 0.95)(DurationNs, RunId != '' AND Status != '{Status.RUNNING.value}')
+    quantilesTDigestStateIf(0.5, 0.95)(DurationNs, RunId != '' AND {_FINISHED})
         AS d_DurationQuantiles,
     if(countIf(RunId != '') > 0, maxIf(TtlDays, RunId != ''), max(TtlDays)) AS d_TtlDays,
     toUInt64(toUnixTimestamp64Nano(now64(9))) AS d_Version
@@ -217,6 +235,7 @@ def _table_names(layout: Layout) -> dict[str, str]:
     return {
         "spans": layout.table(schema.SPANS),
         "runs": layout.table(schema.RUNS),
+        "runs_by_id": layout.table(schema.RUNS_BY_ID),
         "daily": layout.table(schema.AGENT_DAILY),
     }
 
@@ -236,6 +255,8 @@ def refresh_runs(
     layout: Layout,
     seen: Mapping[tuple[str, str], datetime],
     batch: BatchSpans | None = None,
+    *,
+    idle_seconds: float = DEFAULT_RUN_IDLE_TIMEOUT,
 ) -> set[tuple[str, datetime]]:
     """Recompute the rows of runs that received spans; return the (tenant, minute)s touched.
 
@@ -244,12 +265,15 @@ def refresh_runs(
     of whose spans of the batch are in it (and in ``seen``): such a run that has no row yet gets
     one computed from that table, without reading the spans table (a run without a row has no
     committed spans: every batch that stores spans refreshes their runs before it is committed).
+    A run without its root whose latest span ended more than ``idle_seconds`` ago is
+    ``incomplete``.
     """
     names = _table_names(layout)
     refresh, known, tombstones, run_minutes = (
         _sql(t, names) for t in (_REFRESH_RUNS, _KNOWN_STARTS, _TOMBSTONES, _RUN_MINUTES)
     )
     meta_prefix = semconv.TRACEHOUSE_RUN_METADATA + "."
+    idle_ns = round(idle_seconds * 1e9)
     minutes: set[tuple[str, datetime]] = set()
     client.command(_CREATE_KEYS)
     for chunk in _chunks(sorted(seen)):
@@ -259,7 +283,10 @@ def refresh_runs(
         new = {key: start for key, start in since.items() if batch and key not in known_starts and key in batch.runs}
         if new:
             _load_keys(client, new)
-            client.command(_sql(_BATCH_RUNS, {**names, "batch": batch.table}), parameters={"meta_prefix": meta_prefix})
+            client.command(
+                _sql(_BATCH_RUNS, {**names, "batch": batch.table}),
+                parameters={"meta_prefix": meta_prefix, "idle_ns": idle_ns},
+            )
             minutes.update((tenant, minute_of(start)) for (tenant, _), start in new.items())
         since = {key: min(start, known_starts.get(key, start)) for key, start in since.items() if key not in new}
         if not since:
@@ -271,7 +298,7 @@ def refresh_runs(
         for start in since.values():
             groups[start.date()] = min(start, groups.get(start.date(), start))
         for day, group_since in sorted(groups.items()):
-            params = {"day": day, "since": group_since, "meta_prefix": meta_prefix}
+            params = {"day": day, "since": group_since, "meta_prefix": meta_prefix, "idle_ns": idle_ns}
             client.command(refresh, parameters=params)
             client.command(tombstones, parameters=params)
             listed = client.query(run_minutes, parameters=params).result_rows
@@ -320,3 +347,136 @@ def refresh_agent_daily(client: Any, layout: Layout, minutes: Iterable[tuple[str
     for group in groups:
         params = {"minutes": group, "lo": group[0][1], "hi": group[-1][1] + timedelta(minutes=1)}
         client.command(sql, parameters=params)
+
+
+# --------------------------------------------------------------------------------------------
+# Runs that went quiet without their root: incomplete
+
+
+@dataclass(frozen=True)
+class IdleRun:
+    """A run that turned ``incomplete``: its root span has not arrived, and its latest span
+    ended at ``last_span_at`` (naive UTC, as stored), longer ago than the idle timeout."""
+
+    tenant: str
+    run_id: str
+    agent_name: str
+    started_at: datetime
+    last_span_at: datetime
+    duration_ns: int
+
+
+# Runs that had a row still running whose latest span ended in the window: every version is
+# read (no FINAL), so the index on EndedAt skips the granules of runs that ended outside it.
+# Superseded versions make false candidates, which the current rows then rule out.
+_IDLE_CANDIDATES = f"""
+SELECT Tenant, RunId, min(StartedAt)
+FROM $runs
+WHERE Status = '{Status.RUNNING.value}' AND EndedAt >= {{after:DateTime64(9)}} AND EndedAt < {{before:DateTime64(9)}}
+GROUP BY Tenant, RunId
+"""
+
+# The current rows of the keys' runs with a status (FINAL on the copy sorted by run id reads
+# only their granules, and hides superseded and tombstoned rows).
+_CURRENT_RUNS = f"""
+SELECT Tenant, RunId, AgentName, StartedAt, EndedAt, DurationNs
+FROM $runs_by_id FINAL
+WHERE (Tenant, RunId) GLOBAL IN (SELECT Tenant, RunId FROM {KEYS_TABLE})
+  AND Status = {{status:String}} AND EndedAt < {{before:DateTime64(9)}} AND {schema.RUN_EXPIRES} > now()
+"""
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class IdleSweep:
+    """What one :func:`mark_idle_runs` did."""
+
+    runs: list[IdleRun]  # the runs it turned incomplete
+    before: datetime  # it looked at the runs whose latest span ended before this (naive UTC)
+    complete: bool  # False: it stopped at its limit, and the same call again does the rest
+
+
+def mark_idle_runs(
+    client: Any, layout: Layout, idle_seconds: float, *, after: datetime | None = None, limit: int = CHUNK
+) -> IdleSweep:
+    """Recompute the runs still ``running`` whose latest span ended more than ``idle_seconds``
+    ago, which the refresh's own rule turns ``incomplete``, and the daily rollup minutes they
+    are listed under. Only runs whose latest span ended at or after ``after`` (naive UTC) are
+    looked at: a sweep's ``before`` less a margin, so the next sweep reads only what went quiet
+    since (None: every run kept). At most about ``limit`` runs are recomputed, so a backlog
+    (the first sweep of a store with many quiet runs) is worked through a part at a time.
+    """
+    names = _table_names(layout)
+    (now,) = client.query("SELECT now64(9)").result_rows[0]
+    before = _naive_utc(now) - timedelta(seconds=idle_seconds)
+    candidates = client.query(
+        _sql(_IDLE_CANDIDATES, names), parameters={"after": _naive_utc(after or _EPOCH), "before": before}
+    ).result_rows
+    current = _sql(_CURRENT_RUNS, names)
+
+    def current_rows(status: Status) -> list[tuple]:
+        return client.query(current, parameters={"status": status.value, "before": before}).result_rows
+
+    turned: list[IdleRun] = []
+    recomputed = 0
+    client.command(_CREATE_KEYS)
+    for chunk in _chunks(sorted(candidates), max(1, min(CHUNK, limit))):
+        if recomputed >= limit:  # and candidates are left
+            client.command(f"TRUNCATE TABLE {KEYS_TABLE}")
+            return IdleSweep(turned, before, complete=False)
+        _load_keys(client, {(tenant, run_id): _naive_utc(start) for tenant, run_id, start in chunk})
+        running = {(row[0], row[1]): _naive_utc(row[3]) for row in current_rows(Status.RUNNING)}
+        if not running:
+            continue
+        refresh_agent_daily(client, layout, refresh_runs(client, layout, running, idle_seconds=idle_seconds))
+        recomputed += len(running)
+        _load_keys(client, running)
+        turned += [IdleRun(*row) for row in current_rows(Status.INCOMPLETE)]
+    client.command(f"TRUNCATE TABLE {KEYS_TABLE}")
+    return IdleSweep(turned, before, complete=True)
+
+
+# Sweeps overlap by this much: rows written by other receivers, or through a Distributed table,
+# may become visible a little after their latest span's end was already behind a sweep's bound.
+_SWEEP_OVERLAP = timedelta(minutes=5)
+_SWEEP_EVERY = 60.0  # seconds, at most; a quarter of the idle timeout when that is shorter
+
+
+class IdleRunSweep:
+    """The writer's periodic call of :func:`mark_idle_runs`: every minute (or a quarter of
+    the idle timeout, if shorter) with the store's ``run_idle_timeout``. The first sweep looks
+    at every run kept (runs that went quiet while no server ran, and those stored before this
+    status existed), a part at a time between the writer's batches if they are many; later
+    ones at what went quiet since the previous one. ``listeners`` get the runs each sweep
+    turned incomplete (the live stream). A failed sweep is logged and tried again at the next
+    turn; it never stops the writer."""
+
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[list[IdleRun]], None]] = []
+        self._due = 0.0
+        self._after: datetime | None = None
+
+    def __call__(self, store: Any) -> None:
+        """Sweep ``store`` (an open :class:`~tracehouse.store.Store`; None: not connected yet)
+        if a sweep is due."""
+        if store is None or time.monotonic() < self._due:
+            return
+        idle = store.run_idle_timeout
+        self._due = time.monotonic() + min(_SWEEP_EVERY, idle / 4)
+        try:
+            sweep = mark_idle_runs(store.client, store.layout, idle, after=self._after)
+        except Exception as exc:
+            log.warning("looking for runs that went quiet failed (%s); trying again later", str(exc)[:300])
+            return
+        if sweep.complete:
+            self._after = sweep.before - _SWEEP_OVERLAP
+        else:
+            self._due = 0.0  # a backlog: the rest at the writer's next turn, between its batches
+        if sweep.runs:
+            log.info("%d run(s) without their root span went quiet: incomplete", len(sweep.runs))
+        for listener in self.listeners if sweep.runs else ():
+            try:
+                listener(sweep.runs)
+            except Exception:
+                log.exception("a listener of incomplete runs failed")

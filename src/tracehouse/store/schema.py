@@ -147,6 +147,19 @@ class Layout:
         targets = [self.local(name)] + ([self.table(name)] if self.cluster else [])
         return [f"ALTER TABLE {target}{self.on_cluster}\n{clauses}" for target in targets]
 
+    def add_columns(self, name: str, columns: dict[str, str]) -> list[str]:
+        """ALTER statements adding columns (name -> type and position) to one table, where they
+        are missing (on a cluster, to the local tables and the Distributed one)."""
+        clauses = ",\n".join(f"    ADD COLUMN IF NOT EXISTS {column} {spec}" for column, spec in columns.items())
+        targets = [self.local(name)] + ([self.table(name)] if self.cluster else [])
+        return [f"ALTER TABLE {target}{self.on_cluster}\n{clauses}" for target in targets]
+
+    def add_indexes(self, name: str, indexes: dict[str, str]) -> list[str]:
+        """ALTER statements adding data skipping indexes (name -> definition) to the table that
+        holds the data, where they are missing. Parts written before get the index as they merge."""
+        clauses = ",\n".join(f"    ADD INDEX IF NOT EXISTS {index} {spec}" for index, spec in indexes.items())
+        return [f"ALTER TABLE {self.local(name)}{self.on_cluster}\n{clauses}"]
+
     def create_view(self, spec: ViewSpec) -> list[str]:
         # On a cluster the view lives beside each local table and writes to the local target.
         select = spec.select.format(source=self.local(spec.source))
@@ -320,6 +333,10 @@ _RUN_COLUMNS = """
     IsDeleted UInt8 CODEC(ZSTD(1))
 """
 
+# What finds the runs that went quiet (rollups.mark_idle_runs): the end of a run's latest span,
+# which the start order keeps close together within a granule.
+RUNS_ENDED_INDEX = {"idx_ended": "EndedAt TYPE minmax GRANULARITY 1"}
+
 RUNS_TABLE = TableSpec(
     name=RUNS,
     body=_RUN_COLUMNS
@@ -327,8 +344,9 @@ RUNS_TABLE = TableSpec(
     INDEX idx_run_id RunId TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_conversation ConversationId TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_user UserId TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
-    """,
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1,
+    """
+    + ",\n".join(f"INDEX {name} {spec}" for name, spec in RUNS_ENDED_INDEX.items()),
     engine="ReplacingMergeTree",
     engine_args="Version, IsDeleted",
     partition_by="(toDate(StartedAt), TtlDays)",
@@ -447,6 +465,7 @@ AGENT_DAILY_TABLE = TableSpec(
     Failed UInt64,
     Cancelled UInt64,
     Running UInt64,
+    Incomplete UInt64,
     Nodes UInt64,
     LlmCalls UInt64,
     ToolCalls UInt64,

@@ -168,3 +168,10 @@ def test_on_a_full_disk_the_space_of_stored_records_is_reclaimed(small_disk):
     position = spool.append(KIND_TRACES, "t", b"z" * 1000)
     assert [r.payload[:1] for r in spool.read(spool.committed)] == [b"z"] and position == spool.committed
     assert spool.pending_records == 1
+
+
+def test_a_closed_spool_asks_clients_to_retry(tmp_path):
+    spool = Spool(str(tmp_path))
+    spool.close()
+    with pytest.raises(SpoolFull, match="shutting down"):  # 503 / UNAVAILABLE, not a 500
+        spool.append(KIND_TRACES, "t", b"late")

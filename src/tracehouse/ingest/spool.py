@@ -170,7 +170,7 @@ class Spool:
         header = _HEADER.pack(MAGIC, VERSION, kind, len(tenant_bytes), len(payload), zlib.crc32(body), time.time_ns())
         with self._lock:
             if self._closed:
-                raise RuntimeError("the spool is closed")
+                raise SpoolFull("the server is shutting down")  # closed: the client retries elsewhere or later
             size = len(header) + len(body)
             if self._end - self.committed + size > self.max_bytes:
                 raise SpoolFull(

@@ -55,3 +55,8 @@ def test_writer_benchmark_runs():
     assert report["spans"] == 3000 and report["batches"] >= 1
     assert report["stored_spans_per_s"] > 0 and report["cpu_us_per_span"] > 0
     assert any(kind.startswith("INSERT INTO") and kind.endswith(".otel_traces") for kind in report["statements"])
+
+
+def test_receiver_benchmark_runs():
+    report = _run("receiver.py", "--requests", "2", "--rounds", "1")
+    assert report["spans"] == 2000 and report["cpu_us_per_span"] > 0

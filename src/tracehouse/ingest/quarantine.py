@@ -43,8 +43,13 @@ class NotQuarantined(KeyError):
 
 class Quarantine:
     def __init__(self, spool_directory: str):
-        self.directory = os.path.join(spool_directory, DIRECTORY)
-        os.makedirs(self.directory, exist_ok=True)
+        self.directory = os.path.join(spool_directory, DIRECTORY)  # made by the first entry
+
+    def _names(self) -> list[str]:
+        try:
+            return sorted(os.listdir(self.directory))
+        except FileNotFoundError:
+            return []
 
     def add(self, record: Record, error: str) -> QuarantinedRecord:
         now = datetime.now(UTC)
@@ -57,6 +62,7 @@ class Quarantine:
             acknowledged_at=datetime.fromtimestamp(record.appended_ns / 1e9, UTC),
             size_bytes=len(record.payload),
         )
+        os.makedirs(self.directory, exist_ok=True)
         self._write(f"{entry.id}.otlp", record.payload)  # the payload first: an entry's .json names a whole one
         self._write(f"{entry.id}.json", entry.model_dump_json(indent=1).encode())
         return entry
@@ -64,7 +70,7 @@ class Quarantine:
     def entries(self, tenant: str | None = None) -> list[QuarantinedRecord]:
         """Every entry (of ``tenant``, when given), oldest first."""
         found = []
-        for name in sorted(os.listdir(self.directory)):
+        for name in self._names():
             if name.endswith(".json"):
                 try:
                     with open(os.path.join(self.directory, name), "rb") as f:
@@ -100,7 +106,7 @@ class Quarantine:
     def stats(self) -> tuple[int, int]:
         """How many entries there are, and their payload bytes."""
         count = size = 0
-        for name in os.listdir(self.directory):
+        for name in self._names():
             if name.endswith(".json"):
                 with contextlib.suppress(OSError):
                     size += os.path.getsize(os.path.join(self.directory, name[:-5] + ".otlp"))

@@ -47,7 +47,7 @@ def test_the_client_and_the_cli_read_the_same_runs_with_or_without_a_server(serv
         assert result.returncode == 0, result.stderr
         assert f"reading from the server at {srv.http}" in result.stderr
         via_server[command[0]] = json.loads(result.stdout)
-    assert [r["run_id"] for r in via_server["runs"]] == [second, first]
+    assert [(r["run_id"], r["agent"]) for r in via_server["runs"]] == [(second, "support"), (first, "support")]
     assert via_server["logs"] == client.logs(first).model_dump(mode="json")
     assert [e["role"] for e in via_server["replay"]["events"]] == ["system", "user", "assistant"]
     assert [(row["key"], row["runs"]) for row in via_server["stats"]] == [("support", 2)]
@@ -56,6 +56,9 @@ def test_the_client_and_the_cli_read_the_same_runs_with_or_without_a_server(serv
     assert "user" in text and "Can I get a refund for order 42?" in text and "tool_call lookup_order" in text
     openai = json.loads(run_cli("replay", first, "--format", "openai", "--url", srv.http, "--store", store).stdout)
     assert openai == client.resume(first).messages
+    table_via_server = run_cli("runs", "--url", srv.http, "--store", store).stdout
+    header = table_via_server.splitlines()[0].split()
+    assert header[:4] == ["STARTED", "(UTC)", "AGENT", "STATUS"], header
 
     srv.stop()  # no server any more: the CLI opens the store itself
     nobody = f"http://127.0.0.1:{unused_port()}"
@@ -65,7 +68,8 @@ def test_the_client_and_the_cli_read_the_same_runs_with_or_without_a_server(serv
         assert "reading the store" in result.stderr and "directly" in result.stderr
         assert json.loads(result.stdout) == via_server[command[0]]
     table = run_cli("runs", "--url", nobody, "--store", store).stdout
-    assert first in table and second in table and "success" in table
+    assert table == table_via_server  # the same columns and rows, whichever way it was read
+    assert first in table and second in table and "success" in table and " support " in table
     gone = run_cli("logs", "no-such-run", "--url", nobody, "--store", store)
     assert gone.returncode == 2 and "not found" in gone.stderr and "Traceback" not in gone.stderr
     deleted = run_cli("delete", second, "--url", nobody, "--store", store)

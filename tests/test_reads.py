@@ -82,7 +82,11 @@ def test_reads_answer_with_the_response_models_and_stay_in_their_tenant(store):
     history = reads.history()
     assert all(isinstance(item, responses.HistoryItem) for item in history)
     top = [item for item in history if item.run_id in (older.run_id, newer.run_id)]
-    assert [(i.run_id, i.status) for i in top] == [(newer.run_id, "failed"), (older.run_id, "success")]
+    assert [(i.run_id, i.agent, i.status) for i in top] == [
+        (newer.run_id, "support-bot", "failed"),
+        (older.run_id, "planner", "success"),
+    ]
+    assert "budget-checker" in {item.agent for item in history}  # sub-agent runs are listed, by their agent
     assert [i.run_id for i in reads.history(agent="planner")] == [older.run_id]
     assert theirs.run_id not in {i.run_id for i in history}
 

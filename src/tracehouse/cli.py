@@ -484,12 +484,16 @@ def format_table(rows: Sequence[dict]) -> str:
 
 
 def format_history(items: Sequence[Any]) -> str:
-    lines = [f"{'STARTED (UTC)':<20} {'STATUS':<10} {'TIME':>7} {'NODES':>5} {'TOKENS':>7} {'CENTS':>8}  RUN / INPUT"]
+    """History items as a table, the same whether read through a server or from the store."""
+    lines = [
+        f"{'STARTED (UTC)':<20} {'AGENT':<15} {'STATUS':<10} {'TIME':>7} {'NODES':>5} {'TOKENS':>7} {'CENTS':>8}"
+        "  RUN / INPUT"
+    ]
     for item in items:
         lines.append(
-            f"{item.started_at[:19].replace('T', ' '):<20} {item.status:<10} {item.duration:>7} "
-            f"{item.node_count:>5} {item.tokens_used:>7} {item.cost_cents:>8.3f}  {item.run_id}  "
-            f"{item.input[:40]}"
+            f"{item.started_at[:19].replace('T', ' '):<20} {item.agent[:15]:<15} {item.status:<10} "
+            f"{item.duration:>7} {item.node_count:>5} {item.tokens_used:>7} {item.cost_cents:>8.3f}  "
+            f"{item.run_id}  {item.input[:40]}"
         )
     return "\n".join(lines) if items else "no runs"
 

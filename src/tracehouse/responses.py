@@ -33,6 +33,7 @@ class HistoryItem(BaseModel):
     node_count: int
     tokens_used: int
     cost_cents: float
+    agent: str = ""  # the run's agent ("" while none of its spans names one); beside the seed's fields
 
 
 class LogNode(BaseModel):

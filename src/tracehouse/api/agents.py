@@ -1,6 +1,7 @@
 """``/api/v1/agents/history`` and ``/api/v1/agents/logs``: the shapes the first users script
-against, kept exactly. Both are tenant-scoped: with API keys, the key names the tenant; without,
-``?tenant=`` may (default: the default tenant). Another tenant's run is a 404, like an unknown one.
+against, kept exactly (the history items carry the agent's name besides). Both are
+tenant-scoped: with API keys, the key names the tenant; without, ``?tenant=`` may (default: the
+default tenant). Another tenant's run is a 404, like an unknown one.
 
 Every read route answers through the read service (:mod:`tracehouse.store.reads`) of the
 request's tenant (:func:`read_service`); the app answers its ``NotFound`` with a 404.

@@ -220,6 +220,7 @@ def _history_item(run: Run) -> HistoryItem:
         node_count=run.node_count,
         tokens_used=run.usage.total_tokens,
         cost_cents=_cents(run.cost_usd),
+        agent=run.agent_name,
     )
 
 

@@ -3,7 +3,7 @@
 Fills an embedded store through the normal write path with seeded sample runs spread over
 30 days (about 10.6 spans and 2 run rows each, so 100,000 runs are over a million spans), lets
 the tables merge (``OPTIMIZE ... FINAL``, the state of a store after its background merges),
-then times each read through the functions the HTTP routes call. Prints one JSON object.
+then times each read through the read service every face answers with. Prints one JSON object.
 
     .venv/bin/python benchmarks/queries.py --runs 100000
 """
@@ -22,11 +22,9 @@ from datetime import UTC, datetime, timedelta
 
 from report import print_report
 
-from tracehouse.api import agents, runs
-from tracehouse.api import stats as stats_api
 from tracehouse.demo import sample_run
-from tracehouse.replay import Mode
 from tracehouse.store import Store, schema
+from tracehouse.store.reads import ReadService
 
 
 def _timed(fn, samples: int) -> dict[str, float]:
@@ -95,21 +93,15 @@ def main() -> int:
     run_rows = store.query(f"SELECT count() FROM {store.table(schema.RUNS)}")[0][0]
 
     warmed = _read_files(directory)
-    scope = (store, "default")
+    reads = ReadService(store, "default")
     picks = [rng.choice(run_ids) for _ in range(args.samples)]
     month = now - timedelta(days=30)
     results = {
-        "history_page": _timed(
-            lambda i: agents.history(scope=scope, agent_id=None, skip=(i % 5) * 100, limit=100), args.samples
-        ),
-        "history_page_agent": _timed(
-            lambda i: agents.history(scope=scope, agent_id="researcher", skip=0, limit=100), args.samples
-        ),
-        "run_logs": _timed(lambda i: agents.logs(picks[i], scope=scope), args.samples),
-        "replay": _timed(lambda i: runs.run_events(picks[i], Mode.FULL, scope=scope), args.samples),
-        "stats_30_days": _timed(
-            lambda i: stats_api.stats("agent", month, None, scope=scope), max(20, args.samples // 10)
-        ),
+        "history_page": _timed(lambda i: reads.history(skip=(i % 5) * 100, limit=100), args.samples),
+        "history_page_agent": _timed(lambda i: reads.history(agent="researcher", limit=100), args.samples),
+        "run_logs": _timed(lambda i: reads.logs(picks[i]), args.samples),
+        "replay": _timed(lambda i: reads.events(picks[i]), args.samples),
+        "stats_30_days": _timed(lambda i: reads.stats("agent", since=month), max(20, args.samples // 10)),
     }
     print_report(
         {

@@ -24,6 +24,7 @@ HISTORY_KEYS = {
     "node_count",
     "tokens_used",
     "cost_cents",
+    "agent",  # beside the seed's fields
 }
 LOGS_KEYS = {"run_id", "nodes", "errors", "final_output", "summary"}
 NODE_KEYS = {"id", "type", "input", "output", "time", "status", "error_message", "metadata"}
@@ -69,6 +70,7 @@ def test_history_and_logs_keep_their_exact_shapes(served):
     config.flush()
     item = wait_for_run(srv.http, run_id)
     assert set(item) == HISTORY_KEYS
+    assert item["agent"] == "planner"
     assert (item["status"], item["input"], item["output"]) == ("success", "Plan a trip to Rome", "Day 1: Colosseum")
     assert (item["node_count"], item["tokens_used"]) == (5, 1100)
     assert item["cost_cents"] == pytest.approx(_expected_cost() * 100)
@@ -76,6 +78,7 @@ def test_history_and_logs_keep_their_exact_shapes(served):
     assert item["started_at"].endswith("+00:00")
     sub = wait_for_run(srv.http, sub_run_id)
     assert (sub["status"], sub["node_count"], sub["output"]) == ("success", 0, "yes")
+    assert sub["agent"] == "budget-checker"
 
     logs = get(f"{srv.http}/api/v1/agents/logs?run_id={run_id}")
     assert set(logs) == LOGS_KEYS and logs["run_id"] == run_id

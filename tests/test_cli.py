@@ -87,8 +87,8 @@ def test_every_command_has_a_handler():
 
 
 def test_logs_print_the_nodes_as_a_tree():
-    from tracehouse.api.agents import LogNode, LogsResponse, LogSummary
     from tracehouse.cli import format_logs
+    from tracehouse.responses import LogNode, LogsResponse, LogSummary
 
     def node(id_: str, name: str, parent: str, status: str = "success", error: str = "") -> LogNode:
         return LogNode(id=id_, type="step", input="", output="", time="1s", status=status, error_message=error,

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from tracehouse import __version__
@@ -14,6 +15,7 @@ from tracehouse.client import Client, ClientError
 from tracehouse.ingest.checks import DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_VALUE_BYTES
 from tracehouse.ingest.writer import DEFAULT_INTERVAL
 from tracehouse.model import DEFAULT_RUN_IDLE_TIMEOUT, MAX_TTL_DAYS, Node, Run
+from tracehouse.responses import NotFound
 from tracehouse.store import DEFAULT_DSN, DSNError, Store, StoreError, migrations, parse_dsn
 from tracehouse.store.dsn import DEFAULT_DATABASE
 from tracehouse.store.schema import Layout
@@ -43,6 +45,14 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(number + unit for number, unit in parts) != value:
         raise ValueError(f"{text!r} is not a duration: give seconds, or e.g. 90s, 30m, 1h30m, 2d")
     return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+def parse_time(text: str) -> datetime:
+    """A point in time written in ISO 8601 (``2026-05-01``, ``2026-05-01T12:00:00+02:00``)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-05-01T12:00:00") from None
 
 
 def _add_store(parser: argparse.ArgumentParser) -> None:
@@ -208,12 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats_cmd.set_defaults(handler=cmd_read)
     reader_args(stats_cmd)
     stats_cmd.add_argument("--by", choices=["agent", "user", "tenant"], default="agent")
-    stats_cmd.add_argument("--since", help="ISO 8601 start of the window (default: everything kept)")
+    stats_cmd.add_argument("--since", type=parse_time, help="ISO 8601 start of the window (default: everything kept)")
     usage_cmd = commands.add_parser("usage", help="LLM usage and cost by model, provider, agent, user or run")
     usage_cmd.set_defaults(handler=cmd_read)
     reader_args(usage_cmd)
     usage_cmd.add_argument("--by", choices=["model", "provider", "agent", "user", "run"], default="model")
-    usage_cmd.add_argument("--since", help="ISO 8601 start of the window (default: everything kept)")
+    usage_cmd.add_argument("--since", type=parse_time, help="ISO 8601 start of the window (default: everything kept)")
     delete_cmd = commands.add_parser("delete", help="forget a run (and its sub-agent runs)")
     delete_cmd.set_defaults(handler=cmd_read)
     reader_args(delete_cmd)
@@ -258,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (DSNError, StoreError, ValueError, ClientError) as exc:
+    except (DSNError, StoreError, ValueError, ClientError, NotFound) as exc:
         print(f"tracehouse: error: {exc}", file=sys.stderr)
         return 2
 
@@ -332,10 +342,9 @@ def cmd_read(args: argparse.Namespace) -> int:
 
     from tracehouse.reader import open_reader
 
-    reader, where = open_reader(args.url, args.api_key, args.tenant, args.store)
-    if args.verbose:
-        print(where, file=sys.stderr)
-    try:
+    with open_reader(args.url, args.api_key, args.tenant, args.store) as (reader, where):
+        if args.verbose:
+            print(where, file=sys.stderr)
         if args.command == "runs":
             result: Any = reader.history(agent=args.agent, skip=args.skip, limit=args.limit)
             text = format_history(result)
@@ -369,9 +378,6 @@ def cmd_read(args: argparse.Namespace) -> int:
             result = reader.events(args.run_id, args.mode)
             text = format_replay(result)
             args.json = args.json or args.format == "json"
-    finally:
-        if hasattr(reader, "close"):
-            reader.close()
     if args.json:
         dump = lambda r: r.model_dump(mode="json") if hasattr(r, "model_dump") else r  # noqa: E731
         print(
@@ -478,12 +484,16 @@ def format_table(rows: Sequence[dict]) -> str:
 
 
 def format_history(items: Sequence[Any]) -> str:
-    lines = [f"{'STARTED (UTC)':<20} {'STATUS':<10} {'TIME':>7} {'NODES':>5} {'TOKENS':>7} {'CENTS':>8}  RUN / INPUT"]
+    """History items as a table, the same whether read through a server or from the store."""
+    lines = [
+        f"{'STARTED (UTC)':<20} {'AGENT':<15} {'STATUS':<10} {'TIME':>7} {'NODES':>5} {'TOKENS':>7} {'CENTS':>8}"
+        "  RUN / INPUT"
+    ]
     for item in items:
         lines.append(
-            f"{item.started_at[:19].replace('T', ' '):<20} {item.status:<10} {item.duration:>7} "
-            f"{item.node_count:>5} {item.tokens_used:>7} {item.cost_cents:>8.3f}  {item.run_id}  "
-            f"{item.input[:40]}"
+            f"{item.started_at[:19].replace('T', ' '):<20} {item.agent[:15]:<15} {item.status:<10} "
+            f"{item.duration:>7} {item.node_count:>5} {item.tokens_used:>7} {item.cost_cents:>8.3f}  "
+            f"{item.run_id}  {item.input[:40]}"
         )
     return "\n".join(lines) if items else "no runs"
 
@@ -536,11 +546,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         root = next(n for n in shown.nodes if n.run_root)
         print(f"\nThe newest run, {shown.run_id}, span by span:\n")
         print(format_tree(queries.trace_nodes(store, tenant, root.trace_id)))
-        from tracehouse.api.runs import run_events
-        from tracehouse.replay import Mode
+        from tracehouse.store.reads import ReadService
 
         print(f"\nIts replay (tracehouse replay {shown.run_id} --store {args.store}):\n")
-        print(format_replay(run_events(shown.run_id, Mode.FULL, scope=(store, tenant))))
+        print(format_replay(ReadService(store, tenant).events(shown.run_id)))
     return 0
 
 

@@ -4,6 +4,12 @@
 >>> for run in client.history(agent="planner", limit=10):
 ...     print(run.run_id, run.status, run.cost_cents)
 >>> client.resume(run_id, until_checkpoint="after-search").messages
+
+It offers the read service's operations (:class:`tracehouse.store.reads.ReadService`), by the
+same names and parameters, and returns the same models (:mod:`tracehouse.responses`), so code
+written against one runs against the other. Only the server has the rest: ``ping``, the live
+stream (``tail``) and the quarantine. It imports the response models, never FastAPI or the
+server's modules.
 """
 
 from __future__ import annotations
@@ -13,13 +19,21 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
-from tracehouse.api.agents import HistoryItem, LogsResponse
-from tracehouse.api.runs import Deleted, Replay, Resume, RetentionSettings
-from tracehouse.ingest.quarantine import QuarantinedRecord
+from tracehouse import responses
+from tracehouse.responses import (
+    Deleted,
+    HistoryItem,
+    LogsResponse,
+    QuarantinedRecord,
+    Replay,
+    Resume,
+    RetentionSettings,
+)
 
 DEFAULT_URL = "http://127.0.0.1:4318"
 T = TypeVar("T")
@@ -34,8 +48,9 @@ class ClientError(RuntimeError):
         self.detail = detail
 
 
-class NotFound(ClientError):
-    pass
+class NotFound(ClientError, responses.NotFound):
+    """The server answered 404: also a :class:`tracehouse.responses.NotFound`, like the read
+    service's."""
 
 
 class Client:
@@ -68,7 +83,11 @@ class Client:
 
     def _query(self, params: dict | None) -> str:
         """The query string of a request: its parameters that are set, and the tenant."""
-        query = {k: v for k, v in {**(params or {}), "tenant": self.tenant}.items() if v is not None}
+        query = {
+            k: v.isoformat() if isinstance(v, datetime) else v
+            for k, v in {**(params or {}), "tenant": self.tenant}.items()
+            if v is not None
+        }
         return f"?{urllib.parse.urlencode(query)}" if query else ""
 
     def _auth(self) -> dict[str, str]:
@@ -105,14 +124,23 @@ class Client:
             {"until_node": until_node, "until_checkpoint": until_checkpoint},
         )
 
-    def stats(self, group_by: str = "agent", since: str | None = None, until: str | None = None) -> list[dict]:
+    # ``since`` and ``until``: a datetime, or ISO 8601 text.
+
+    def stats(
+        self, group_by: str = "agent", since: datetime | str | None = None, until: datetime | str | None = None
+    ) -> list[dict[str, Any]]:
         return self._call("GET", "/api/v1/stats", list[dict], {"group_by": group_by, "since": since, "until": until})
 
-    def usage(self, by: str = "model", since: str | None = None, until: str | None = None) -> list[dict]:
+    def usage(
+        self, by: str = "model", since: datetime | str | None = None, until: datetime | str | None = None
+    ) -> list[dict[str, Any]]:
         return self._call("GET", "/api/v1/usage", list[dict], {"by": by, "since": since, "until": until})
 
-    def node_performance(self, limit: int = 20) -> list[dict]:
-        return self._call("GET", "/api/v1/nodes/performance", list[dict], {"limit": limit})
+    def node_performance(
+        self, limit: int = 20, since: datetime | str | None = None, until: datetime | str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {"limit": limit, "since": since, "until": until}
+        return self._call("GET", "/api/v1/nodes/performance", list[dict], params)
 
     def delete_run(self, run_id: str) -> Deleted:
         return self._call("DELETE", f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}", Deleted)

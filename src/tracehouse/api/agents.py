@@ -1,91 +1,25 @@
 """``/api/v1/agents/history`` and ``/api/v1/agents/logs``: the shapes the first users script
-against, kept exactly. Both are tenant-scoped: with API keys, the key names the tenant; without,
-``?tenant=`` may (default: the default tenant). Another tenant's run is a 404, like an unknown one.
+against, kept exactly (the history items carry the agent's name besides). Both are
+tenant-scoped: with API keys, the key names the tenant; without, ``?tenant=`` may (default: the
+default tenant). Another tenant's run is a 404, like an unknown one.
+
+Every read route answers through the read service (:mod:`tracehouse.store.reads`) of the
+request's tenant (:func:`read_service`); the app answers its ``NotFound`` with a 404.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel
 
 from tracehouse.ingest.receiver import Unauthenticated
-from tracehouse.model import DEFAULT_TENANT, Node, Run, Status
-from tracehouse.store import Store, queries
+from tracehouse.model import DEFAULT_TENANT
+from tracehouse.responses import HistoryItem, LogsResponse
+from tracehouse.store import Store
+from tracehouse.store.reads import MAX_HISTORY_PAGE, ReadService
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
-
-# The statuses these endpoints speak: "success" is a completed run or node.
-_STATUS = {
-    Status.COMPLETED: "success",
-    Status.FAILED: "failed",
-    Status.RUNNING: "running",
-    Status.CANCELLED: "cancelled",
-    Status.INCOMPLETE: "incomplete",
-    Status.PENDING: "running",
-}
-
-
-class HistoryItem(BaseModel):
-    run_id: str
-    status: str  # success | failed | running | cancelled | incomplete
-    started_at: str  # ISO 8601, UTC
-    duration: str  # "45s", "1.5s"
-    input: str  # a short preview
-    output: str  # a short preview
-    node_count: int
-    tokens_used: int
-    cost_cents: float
-
-
-class LogNode(BaseModel):
-    id: str
-    type: str
-    input: str
-    output: str
-    time: str  # the node's duration, like "1.5s"
-    status: str
-    error_message: str
-    metadata: dict[str, Any]
-
-
-class LogError(BaseModel):
-    node_id: str
-    type: str
-    message: str
-
-
-class LogSummary(BaseModel):
-    total_nodes: int
-    successful_nodes: int
-    failed_nodes: int
-    total_duration: str
-    tokens_used: int
-    cost_cents: float
-
-
-class LogsResponse(BaseModel):
-    run_id: str
-    nodes: list[LogNode]
-    errors: list[LogError]
-    final_output: str
-    summary: LogSummary
-
-
-def duration_text(ns: int) -> str:
-    """A duration like "45s", "1.5s" or "0.002s": whole seconds from 10 s, tenths from 0.1 s,
-    milliseconds below (at least "0.001s" for any work done)."""
-    seconds = ns / 1e9
-    if seconds >= 10:
-        return f"{seconds:.0f}s"
-    if seconds >= 0.1 or ns == 0:
-        return f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
-    return f"{max(seconds, 0.001):.3f}".rstrip("0") + "s"
-
-
-def _cents(usd: float) -> float:
-    return round(usd * 100, 6)
 
 
 def keyed_tenant(request: Request) -> str:
@@ -107,81 +41,25 @@ def read_scope(request: Request, tenant: str | None = Query(None, description="w
     return writer.store, keyed or tenant or DEFAULT_TENANT
 
 
+def read_service(scope: tuple[Store, str] = Depends(read_scope)) -> ReadService:
+    """The read service of the request's tenant."""
+    store, tenant = scope
+    return ReadService(store, tenant)
+
+
+Reads = Annotated[ReadService, Depends(read_service)]
+
+
 @router.get("/history", response_model=list[HistoryItem], summary="Runs, newest first")
 def history(
-    scope: tuple[Store, str] = Depends(read_scope),
+    reads: Reads,
     agent_id: str | None = Query(None, description="the agent's name"),
     skip: int = Query(0, ge=0),
-    limit: int = Query(100, ge=1, le=1000),
+    limit: int = Query(100, ge=1, le=MAX_HISTORY_PAGE),
 ) -> list[HistoryItem]:
-    store, tenant = scope
-    runs = queries.list_runs(store, tenant, agent=agent_id or None, limit=limit, offset=skip)
-    return [
-        HistoryItem(
-            run_id=run.run_id,
-            status=_STATUS[run.status],
-            started_at=run.started_at.isoformat(),
-            duration=duration_text(run.duration_ns),
-            input=run.input_preview,
-            output=run.output_preview,
-            node_count=run.node_count,
-            tokens_used=run.usage.total_tokens,
-            cost_cents=_cents(run.cost_usd),
-        )
-        for run in runs
-    ]
-
-
-def _log_node(node: Node) -> LogNode:
-    metadata: dict[str, Any] = {"name": node.name, "started_at": node.started_at.isoformat()}
-    if node.parent_span_id:
-        metadata["parent_id"] = node.parent_span_id
-    if node.run_root:  # a sub-agent run inside this one
-        metadata["run_id"] = node.run_id
-        metadata["agent"] = node.agent_name
-    for key, value in (("model", node.model), ("provider", node.provider), ("error_type", node.error_type)):
-        if value:
-            metadata[key] = value
-    if node.usage.total_tokens:
-        metadata["input_tokens"] = node.usage.input_tokens
-        metadata["output_tokens"] = node.usage.output_tokens
-    if node.cost_usd:
-        metadata["cost_cents"] = _cents(node.cost_usd)
-    return LogNode(
-        id=node.span_id,
-        type=node.type.value,
-        input=node.input,
-        output=node.output,
-        time=duration_text(node.duration_ns),
-        status=_STATUS[node.status],
-        error_message=node.status_message,
-        metadata=metadata,
-    )
+    return reads.history(agent=agent_id, skip=skip, limit=limit)
 
 
 @router.get("/logs", response_model=LogsResponse, summary="What happened inside one run")
-def logs(run_id: str, scope: tuple[Store, str] = Depends(read_scope)) -> LogsResponse:
-    store, tenant = scope
-    run: Run | None = queries.run_summary(store, tenant, run_id, queries.RUN_TOTALS)
-    if run is None:
-        raise HTTPException(404, f"run {run_id} not found")
-    found, final_output = queries.run_log_nodes(store, tenant, run)
-    nodes = [_log_node(n) for n in found]
-    return LogsResponse(
-        run_id=run.run_id,
-        nodes=nodes,
-        errors=[
-            LogError(node_id=n.id, type=n.metadata.get("error_type", ""), message=n.error_message)
-            for n in nodes
-            if n.status == "failed"
-        ],
-        final_output=final_output,
-        summary=LogSummary(
-            total_nodes=len(nodes),
-            successful_nodes=sum(1 for n in nodes if n.status == "success"),
-            failed_nodes=sum(1 for n in nodes if n.status == "failed"),
-            total_duration=duration_text(run.duration_ns),
-            tokens_used=run.usage.total_tokens,
-            cost_cents=_cents(run.cost_usd),
-        ),
-    )
+def logs(run_id: str, reads: Reads) -> LogsResponse:
+    return reads.logs(run_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -16,6 +16,7 @@ from tracehouse.api.stats import router as stats_router
 from tracehouse.ingest.otlp_http import router as otlp_router
 from tracehouse.ingest.receiver import Receiver
 from tracehouse.ingest.writer import Writer
+from tracehouse.responses import NotFound
 
 
 def create_app(receiver: Receiver, writer: Writer) -> FastAPI:
@@ -32,6 +33,11 @@ def create_app(receiver: Receiver, writer: Writer) -> FastAPI:
     writer.idle_runs.listeners.append(app.state.live.publish_incomplete)
     writer.listening = app.state.live.has_subscribers
     app.include_router(live_router)
+
+    @app.exception_handler(NotFound)
+    def not_found(request: Request, exc: NotFound) -> Response:
+        """What the read service did not find (for the request's tenant) is a 404."""
+        return JSONResponse({"detail": str(exc)}, status_code=404)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict:

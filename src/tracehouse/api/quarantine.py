@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from tracehouse.api.agents import keyed_tenant
-from tracehouse.ingest.quarantine import NotQuarantined, QuarantinedRecord
+from tracehouse.ingest.quarantine import NotQuarantined
 from tracehouse.ingest.spool import SpoolFull
+from tracehouse.responses import QuarantinedRecord
 
 router = APIRouter(prefix="/api/v1/quarantine", tags=["quarantine"])
 

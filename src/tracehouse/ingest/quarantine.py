@@ -16,25 +16,12 @@ import contextlib
 import os
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
-
 from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Record, Spool, fsync_directory
+from tracehouse.responses import QuarantinedRecord  # what the API and the CLI show of an entry
 
 DIRECTORY = "quarantine"
 _SIGNALS = {KIND_TRACES: "traces", KIND_LOGS: "logs"}
 _KINDS = {name: kind for kind, name in _SIGNALS.items()}
-
-
-class QuarantinedRecord(BaseModel):
-    """One quarantined export request, as the API and the CLI show it."""
-
-    id: str
-    tenant: str  # "" when the server has no API keys and the request names its own tenants
-    signal: str  # traces or logs
-    error: str  # what the store said, first 2,000 characters
-    quarantined_at: datetime
-    acknowledged_at: datetime
-    size_bytes: int
 
 
 class NotQuarantined(KeyError):

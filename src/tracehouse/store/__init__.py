@@ -4,7 +4,9 @@
 >>> store.write(nodes, events)                       # insert, then refresh the runs touched
 >>> store.close()
 
-The same DDL and SQL run on the embedded engine and on a ClickHouse server or cluster.
+The same DDL and SQL run on the embedded engine and on a ClickHouse server or cluster. One
+tenant's reads, answered with the API's response models, are the read service's
+(:class:`tracehouse.store.reads.ReadService`, over :mod:`tracehouse.store.queries`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,130 @@
+"""The answers of the read API: the response models every face returns, and its not-found error.
+
+The HTTP API serves these shapes, the read service (:mod:`tracehouse.store.reads`) builds them
+from the store, and the Python client (:mod:`tracehouse.client`) parses them back. This module
+needs pydantic only, so the client loads neither FastAPI nor the store. ``docs/api.md`` says
+what each field means.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class NotFound(LookupError):
+    """What was asked for does not exist, or is another tenant's (which looks the same). The
+    HTTP API answers it with a 404; the client raises :class:`tracehouse.client.NotFound`, a
+    subclass, for a 404, so ``except NotFound`` works with either face."""
+
+
+# --- runs: the seed's history and logs --------------------------------------------------------
+
+
+class HistoryItem(BaseModel):
+    run_id: str
+    status: str  # success | failed | running | cancelled | incomplete
+    started_at: str  # ISO 8601, UTC
+    duration: str  # "45s", "1.5s"
+    input: str  # a short preview
+    output: str  # a short preview
+    node_count: int
+    tokens_used: int
+    cost_cents: float
+    agent: str = ""  # the run's agent ("" while none of its spans names one); beside the seed's fields
+
+
+class LogNode(BaseModel):
+    id: str
+    type: str
+    input: str
+    output: str
+    time: str  # the node's duration, like "1.5s"
+    status: str
+    error_message: str
+    metadata: dict[str, Any]
+
+
+class LogError(BaseModel):
+    node_id: str
+    type: str
+    message: str
+
+
+class LogSummary(BaseModel):
+    total_nodes: int
+    successful_nodes: int
+    failed_nodes: int
+    total_duration: str
+    tokens_used: int
+    cost_cents: float
+
+
+class LogsResponse(BaseModel):
+    run_id: str
+    nodes: list[LogNode]
+    errors: list[LogError]
+    final_output: str
+    summary: LogSummary
+
+
+# --- replay and resume --------------------------------------------------------------------------
+
+
+class ReplayEvent(BaseModel):
+    timestamp: datetime
+    kind: str
+    role: str
+    name: str
+    content: str
+    tool_call_id: str
+    run_id: str
+    span_id: str
+    seq: int
+
+
+class Replay(BaseModel):
+    mode: str
+    events: list[ReplayEvent]
+
+
+class Checkpoint(BaseModel):
+    id: str
+    state: str  # as recorded: usually JSON
+    timestamp: datetime
+
+
+class Resume(BaseModel):
+    run_id: str
+    messages: list[dict[str, Any]]  # OpenAI chat messages
+    checkpoint: Checkpoint | None
+
+
+# --- deletion and retention ---------------------------------------------------------------------
+
+
+class Deleted(BaseModel):
+    removed: dict[str, int]  # rows by table
+    total: int
+
+
+class RetentionSettings(BaseModel):
+    retention_days: int | None = None  # None: the server's default
+    payload_retention_days: int | None = None
+
+
+# --- the quarantine (server-side state, not a store read) ---------------------------------------
+
+
+class QuarantinedRecord(BaseModel):
+    """One quarantined export request, as the API and the CLI show it."""
+
+    id: str
+    tenant: str  # "" when the server has no API keys and the request names its own tenants
+    signal: str  # traces or logs
+    error: str  # what the store said, first 2,000 characters
+    quarantined_at: datetime
+    acknowledged_at: datetime
+    size_bytes: int

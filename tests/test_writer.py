@@ -56,6 +56,7 @@ def test_records_wait_out_a_failing_store_and_are_stored_once(store, tmp_path):
         _wait(lambda: spool.pending_records == 0)
         assert writer.healthy
         assert metrics.stored.labels("traces")._value.get() == 4  # counted when committed, not per attempt
+        assert metrics.registry.get_sample_value("tracehouse_insert_batch_rows_sum") == 4  # no listener asked
     finally:
         writer.stop(timeout=5)
         spool.close()

@@ -313,7 +313,7 @@ class Writer:
         self.metrics.stored.labels("traces").inc(spans)
         self.metrics.stored.labels("logs").inc(len(logs))
         now_ns = time.time_ns()
-        self.metrics.batch_rows.observe(len(nodes))
+        self.metrics.batch_rows.observe(spans)
         self.metrics.insert_seconds.observe(time.monotonic() - started)
         for record in records:
             self.metrics.lag_seconds.observe(max(0.0, (now_ns - record.appended_ns) / 1e9))

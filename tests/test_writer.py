@@ -55,6 +55,8 @@ def test_records_wait_out_a_failing_store_and_are_stored_once(store, tmp_path):
         store.client.command(f"ATTACH TABLE {store.table(schema.EVENTS)}")
         _wait(lambda: spool.pending_records == 0)
         assert writer.healthy
+        assert metrics.stored.labels("traces")._value.get() == 4  # counted when committed, not per attempt
+        assert metrics.registry.get_sample_value("tracehouse_insert_batch_rows_sum") == 4  # no listener asked
     finally:
         writer.stop(timeout=5)
         spool.close()
@@ -151,6 +153,7 @@ def test_the_engine_and_python_share_a_batch_and_its_run_refresh(store, tmp_path
     spool.append(KIND_TRACES, "default", _with_unknown_group(_request("run-next")))
     writer.write(spool.read(spool.committed)[:2])
     assert _stored_runs(store) == [("run-engine", 1), ("run-python", 0)]  # nodes besides the root
+    assert metrics.stored.labels("traces")._value.get() == 3  # spans stored by either path
     assert sorted((n.run_id, n.name) for n in seen) == [
         ("run-engine", "chat m"),
         ("run-engine", "invoke_agent a"),
@@ -160,6 +163,7 @@ def test_the_engine_and_python_share_a_batch_and_its_run_refresh(store, tmp_path
     writer.write(spool.read(spool.committed))
     assert metrics.engine_fallbacks._value.get() == 1
     assert ("run-next", 1) in _stored_runs(store)
+    assert metrics.stored.labels("traces")._value.get() == 5
     spool.close()
 
 
@@ -266,6 +270,7 @@ def test_records_the_store_refuses_are_split_off_and_the_rest_is_stored(store, t
     assert len(entries) == 4 and {e.tenant for e in entries} == {"default"}
     assert writer.quarantine.stats() == (4, 4 * len(b"\x0a\xff\xff\xff\x0fjunk"))
     assert metrics.quarantined.labels("traces")._value.get() == 4
+    assert metrics.stored.labels("traces")._value.get() == 2 * 36  # each part once, the quarantined not
     assert writer.healthy and metrics.write_errors._value.get() == 0
 
 

@@ -73,7 +73,7 @@ def run(settings: Settings) -> None:
         log.warning("%s; accepting into the spool and connecting when the store is back", exc)
     spool = Spool(settings.spool_dir(address), max_bytes=settings.spool_max_bytes)
     metrics = Metrics()
-    metrics.watch_spool(lambda: spool.pending_bytes, lambda: spool.pending_records)
+    metrics.watch_spool(lambda: spool.pending_bytes, lambda: spool.pending_records, spool.max_bytes)
     retention = RetentionPolicy(store, settings.retention_days, settings.payload_retention_days)
     writer = Writer(
         store or open_store,
@@ -84,6 +84,7 @@ def run(settings: Settings) -> None:
         engine_normalize={"auto": None, "engine": True, "python": False}[settings.normalize],
     )
     metrics.watch_quarantine(writer.quarantine.stats)
+    metrics.watch_writer(lambda: writer.healthy)
     receiver = Receiver(spool, auth, metrics, max_bytes=settings.max_request_bytes, limits=settings.limits)
     writer.start()
     grpc_server = None

@@ -24,6 +24,11 @@ class Metrics:
         self.accepted = Counter(
             "tracehouse_items_accepted", "Spans and log records acknowledged (durable)", ["signal"], registry=r
         )
+        self.stored = Counter(
+            "tracehouse_items_stored", "Spans and log records the writer stored (committed)", ["signal"], registry=r
+        )
+        for signal in ("traces", "logs"):  # at 0 from the start, to compare with the acknowledged
+            self.stored.labels(signal)
         self.rejected = Counter(
             "tracehouse_items_rejected", "Spans and log records refused, by reason", ["signal", "reason"], registry=r
         )
@@ -70,10 +75,24 @@ class Metrics:
         self.spool_records = Gauge(
             "tracehouse_spool_pending_records", "Records acknowledged but not yet stored", registry=r
         )
+        self.spool_max_bytes = Gauge(
+            "tracehouse_spool_max_bytes", "Pending bytes at which clients are told to retry later", registry=r
+        )
+        self.writer_healthy = Gauge(
+            "tracehouse_writer_healthy",
+            "1 while the writer stores, 0 while the store refuses or is unreachable",
+            registry=r,
+        )
 
-    def watch_spool(self, pending_bytes: Callable[[], float], pending_records: Callable[[], float]) -> None:
+    def watch_spool(
+        self, pending_bytes: Callable[[], float], pending_records: Callable[[], float], max_bytes: int
+    ) -> None:
         self.spool_bytes.set_function(pending_bytes)
         self.spool_records.set_function(pending_records)
+        self.spool_max_bytes.set(max_bytes)
+
+    def watch_writer(self, healthy: Callable[[], bool]) -> None:
+        self.writer_healthy.set_function(lambda: float(healthy()))
 
     def watch_quarantine(self, stats: Callable[[], tuple[int, int]]) -> None:
         self.quarantine_records.set_function(lambda: stats()[0])

@@ -79,7 +79,7 @@ def store_payloads(
     *,
     dedup_token: str | None = None,
     batch: BatchSpans | None = None,
-) -> tuple[list[Node], list[Event]]:
+) -> tuple[list[Node], list[Event], list[LogRecord]]:
     """Decode, normalize and store OTLP export requests: ``(kind, tenant, protobuf bytes)``,
     where an empty tenant lets each span name its own (a server without API keys).
 
@@ -102,7 +102,7 @@ def store_payloads(
             request = otlp.decode(otlp.LOGS, payload, otlp.PROTOBUF)
             logs += normalize_logs(request.resource_logs, tenant=tenant, retention_for=retention)
     store.write(nodes, events, logs, dedup_token=dedup_token, batch=batch)
-    return nodes, events
+    return nodes, events, logs
 
 
 class Writer:
@@ -297,19 +297,23 @@ class Writer:
         payloads = [(r.kind, r.tenant, r.payload) for r in records]
         stored = self._store_in_engine(payloads, token)
         if stored is None:
-            nodes, events = store_payloads(self.store, payloads, self.retention.for_tenant, dedup_token=token)
+            nodes, events, logs = store_payloads(self.store, payloads, self.retention.for_tenant, dedup_token=token)
+            spans = len(nodes)
         else:
             try:
                 left = [p for i, p in enumerate(payloads) if p[0] != KIND_TRACES or i in stored.python_records]
-                nodes, events = store_payloads(
+                nodes, events, logs = store_payloads(
                     self.store, left, self.retention.for_tenant, dedup_token=token, batch=stored.batch
                 )
             finally:
                 self._engine.release()
+            spans = stored.spans + len(nodes)
             nodes = stored.live + nodes
         self.spool.commit(records[-1].end, len(records))
+        self.metrics.stored.labels("traces").inc(spans)
+        self.metrics.stored.labels("logs").inc(len(logs))
         now_ns = time.time_ns()
-        self.metrics.batch_rows.observe(len(nodes))
+        self.metrics.batch_rows.observe(spans)
         self.metrics.insert_seconds.observe(time.monotonic() - started)
         for record in records:
             self.metrics.lag_seconds.observe(max(0.0, (now_ns - record.appended_ns) / 1e9))

@@ -169,3 +169,16 @@ def test_log_records_have_their_own_window_and_limits():
 def test_limits_validate_themselves(limits):
     with pytest.raises(ValueError):
         Limits(**limits)
+
+
+def test_a_request_spread_over_too_many_days_keeps_its_latest_days():
+    request = traces(*[(NOW - n * DAY, NOW - n * DAY + SECOND) for n in range(1, 11)] * 2)  # 10 days, twice
+    outcome = check(request, max_days_per_request=4)
+    kept = {(NOW - s.start_time_unix_nano) // DAY for s in spans_of(request)}
+    assert kept == {1, 2, 3, 4} and (outcome.accepted, outcome.rejected) == (8, 12)
+    message = outcome.message("span(s)")
+    assert message.startswith(
+        "12 span(s) rejected: the request's spans start on 10 different days, over the limit of 4"
+    )
+    assert "send older data in requests of fewer days" in message
+    assert check(traces(*[(NOW - n * DAY, NOW - n * DAY) for n in range(1, 5)]), max_days_per_request=4).rejected == 0

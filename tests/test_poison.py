@@ -94,9 +94,19 @@ def metric(srv: Server, name: str, **labels: str) -> float:
 def test_a_request_whose_spans_start_on_200_days_is_stored_and_blocks_nothing(server):
     srv = server()
     now = time.time_ns()
-    request = spans_at(*(now - (n + 1) * DAY for n in range(200)))  # an import of old data
+    request = spans_at(*(now - (n + 1) * DAY for n in range(200)))  # an import of old data, in one request
     status, _, body = post(f"{srv.http}/v1/traces", request.SerializeToString(), PROTOBUF)
-    assert status == 200 and not ExportTraceServiceResponse.FromString(body).HasField("partial_success")
+    partial = ExportTraceServiceResponse.FromString(body).partial_success
+    assert status == 200 and partial.rejected_spans == 100  # the latest 100 days are taken
+    assert "on 200 different days, over the limit of 100 a request" in partial.error_message
+    # Sent day by day, as the message asks, the rest is taken too.
+    for n in range(100, 200, 25):
+        status, _, body = post(
+            f"{srv.http}/v1/traces",
+            spans_at(*(now - (m + 1) * DAY for m in range(n, n + 25))).SerializeToString(),
+            PROTOBUF,
+        )
+        assert status == 200 and not ExportTraceServiceResponse.FromString(body).HasField("partial_success")
     send_good_run(srv, "run-after-200-days")
     assert metric(srv, "tracehouse_store_write_errors_total") == 0
     assert get(f"{srv.http}/readyz")[0] == 200

@@ -12,7 +12,7 @@ from typing import Any
 
 from tracehouse import __version__
 from tracehouse.client import Client, ClientError
-from tracehouse.ingest.checks import DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_VALUE_BYTES
+from tracehouse.ingest.checks import DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_DAYS_PER_REQUEST, DEFAULT_MAX_VALUE_BYTES
 from tracehouse.ingest.writer import DEFAULT_INTERVAL
 from tracehouse.model import DEFAULT_RUN_IDLE_TIMEOUT, MAX_TTL_DAYS, Node, Run
 from tracehouse.responses import NotFound
@@ -162,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("MAX_CLOCK_SKEW", "24h"),
         help="how far in the future a span may start or end before it is rejected as a wrong clock: "
         "seconds, or e.g. 90s, 30m, 24h (env TRACEHOUSE_MAX_CLOCK_SKEW; default 24h)",
+    )
+    serve.add_argument(
+        "--max-days-per-request",
+        type=int,
+        default=int(_env("MAX_DAYS_PER_REQUEST", str(DEFAULT_MAX_DAYS_PER_REQUEST))),
+        help="different days one request's spans may start on; those of the latest days are kept "
+        f"(env TRACEHOUSE_MAX_DAYS_PER_REQUEST; default {DEFAULT_MAX_DAYS_PER_REQUEST})",
     )
     serve.add_argument(
         "--max-attributes",
@@ -329,6 +336,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             limits=Limits(
                 max_clock_skew=args.max_clock_skew,
                 max_attributes=args.max_attributes,
+                max_days_per_request=args.max_days_per_request,
                 max_value_bytes=args.max_value_kb << 10,
             ),
             run_idle_timeout=run_idle_timeout,

@@ -13,6 +13,9 @@ The rules, applied per item (one bad span never costs the rest of its request):
   Otherwise the item is rejected with a message that says by how much and what to check.
   Rows outside this window would land in partitions that retention drops at once, or that
   the engine cannot represent; checked here, such data never reaches the writer.
+- **days**: a request's spans (or log records) start on at most ``max_days_per_request``
+  different days; those of the latest days are kept, the others rejected. Each day is a
+  partition, and one insert writing hundreds of them takes seconds for everyone.
 - **sizes**: at most ``max_attributes`` attributes per span, event or log record (the rest
   are dropped and counted in the item's ``dropped_attributes_count``, as the OpenTelemetry
   SDK's own limits do); a string or bytes value larger than ``max_value_bytes`` is cut to
@@ -26,6 +29,7 @@ its warning message; both are counted by reason in ``/metrics``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -39,6 +43,9 @@ from tracehouse.truncation import truncate
 DEFAULT_MAX_CLOCK_SKEW = 24 * 3600.0  # seconds a sender's clock may run ahead
 DEFAULT_MAX_ATTRIBUTES = 1024  # per span, event or log record (the OTel SDK's default is 128)
 DEFAULT_MAX_VALUE_BYTES = 1 << 20  # one attribute value or log body, in bytes
+# Days (daily partitions) one request's spans may start on: the engine's own default limit of
+# partitions an insert block may write, which an import of old data in one request can pass.
+DEFAULT_MAX_DAYS_PER_REQUEST = 100
 
 _NS = 1_000_000_000
 _ZERO_TRACE_ID = bytes(16)
@@ -54,6 +61,7 @@ class Limits:
     max_age_days: int = MAX_TTL_DAYS
     max_attributes: int = DEFAULT_MAX_ATTRIBUTES
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    max_days_per_request: int = DEFAULT_MAX_DAYS_PER_REQUEST
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_clock_skew <= 365 * 86_400:
@@ -62,6 +70,8 @@ class Limits:
             raise ValueError(f"the oldest age accepted must be between 1 and {MAX_TTL_DAYS} days")
         if self.max_attributes < 1:
             raise ValueError("at least one attribute per item must be allowed")
+        if self.max_days_per_request < 1:
+            raise ValueError("at least one day per request must be allowed")
         if self.max_value_bytes < 256:
             raise ValueError("attribute values of at least 256 bytes must be allowed")
 
@@ -125,6 +135,7 @@ class Checker:
         window = self._window()
         values = (request.ByteSize() if size is None else size) > self.limits.max_value_bytes
         oldest, newest, cap = window.oldest, window.newest, self.limits.max_attributes
+        days: set[int] = set()  # the days the accepted spans start on
 
         for resource_spans in request.resource_spans:
             for scope_spans in resource_spans.scope_spans:
@@ -145,21 +156,50 @@ class Checker:
                         and len(span.attributes) <= cap
                         and not span.events
                     ):
+                        days.add(start // _DAY_NS)
                         continue
                     problem = self._span(span, window, outcome, values)  # the full check, which says why
                     if problem:
                         bad.append(index)
                         outcome.reject(*problem)
+                    else:
+                        days.add(start // _DAY_NS)
                 _drop(spans, bad, outcome)
+        if len(days) > self.limits.max_days_per_request:
+            groups = [ss.spans for rs in request.resource_spans for ss in rs.scope_spans]
+            self._keep_latest_days(groups, days, lambda span: span.start_time_unix_nano, outcome, "spans start")
         return outcome
+
+    def _keep_latest_days(
+        self, groups: list, days: set[int], time_of: Callable[[Any], int], outcome: Outcome, what: str
+    ) -> None:
+        """Reject the items of all but the latest ``max_days_per_request`` days: each day is a
+        partition of its own, and an insert's cost grows with the partitions it writes."""
+        limit = self.limits.max_days_per_request
+        keep = set(sorted(days)[-limit:])
+        message = (
+            f"the request's {what} on {len(days)} different days, over the limit of {limit} a request: "
+            f"those of the latest {limit} days are kept; send older data in requests of fewer days"
+        )
+        for items in groups:
+            bad = [index for index, item in enumerate(items) if time_of(item) // _DAY_NS not in keep]
+            for index in reversed(bad):
+                del items[index]
+                outcome.reject("too_many_days", message)
+            outcome.rejected += len(bad)
+            outcome.accepted -= len(bad)
 
     def logs(self, request: Message, size: int | None = None) -> Outcome:
         outcome = Outcome()
         window = self._window()
         values = (request.ByteSize() if size is None else size) > self.limits.max_value_bytes
-        for resource_logs in request.resource_logs:
-            for scope_logs in resource_logs.scope_logs:
-                _keep(scope_logs.log_records, lambda record: self._log(record, window, outcome, values), outcome)
+        groups = [sl.log_records for rl in request.resource_logs for sl in rl.scope_logs]
+        for records in groups:
+            _keep(records, lambda record: self._log(record, window, outcome, values), outcome)
+        when = lambda record: record.time_unix_nano or record.observed_time_unix_nano  # noqa: E731
+        days = {when(record) // _DAY_NS for records in groups for record in records}
+        if len(days) > self.limits.max_days_per_request:
+            self._keep_latest_days(groups, days, when, outcome, "log records are")
         return outcome
 
     # --- one item: a (reason, message) when it is rejected, else None --------------------------

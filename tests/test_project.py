@@ -62,3 +62,9 @@ def test_the_wheel_carries_every_file_of_the_web_page():
         assert any(fnmatch(relative, pattern) and relative.count("/") == pattern.count("/") for pattern in patterns), (
             f"{relative} is not in [tool.setuptools.package-data]"
         )
+
+
+def test_ci_installs_the_browser_before_the_tests():
+    script = (ROOT / ".ci" / "run").read_text()
+    assert "apt-get install -y chromium chromium-driver" in script
+    assert script.index("chromium-driver") < script.index(_readme_commands()[1])

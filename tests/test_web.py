@@ -1,4 +1,5 @@
-"""The web page, against a real `tracehouse serve`, over plain HTTP: every state, always."""
+"""The web page, against a real `tracehouse serve`: over plain HTTP (every state, always) and in
+a real headless Chromium (skipped where Chromium is not installed; see browser_helpers.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import http.client
 import json
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import Message
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -324,3 +327,108 @@ def test_a_store_that_cannot_be_reached_is_said_plainly(tmp_path):
             assert_safe_headers(page)
     finally:
         srv.stop(signal.SIGKILL)
+
+
+# In Chromium ----------------------------------------------------------------------------------
+
+
+def test_the_runs_page_in_chromium(browser, open_server):
+    browser.open(f"{open_server.http}/")
+    browser.one('tr[data-run-id="run-web-ok"]')
+    assert browser.driver.title == "Runs · tracehouse"
+    # Times in the viewer's zone (the test's is UTC+05:30), UTC in the tooltip.
+    cell = browser.one('tr[data-run-id="run-web-ok"] time')
+    utc = datetime.strptime(cell.get_attribute("title"), "%Y-%m-%d %H:%M:%S UTC")
+    assert browser.wait(lambda: cell.text != cell.get_attribute("title"), "local times")
+    assert cell.text == (utc + timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
+    assert browser.one('tr[data-run-id="run-web-failed"] .status').text == "failed"
+    # The stylesheet is applied (no CSP refusal): the header is a flex row.
+    assert browser.one("header.top").value_of_css_property("display") == "flex"
+    # Light or dark, as the system prefers.
+    light = browser.one("body").value_of_css_property("background-color")
+    browser.color_scheme("dark")
+    dark = browser.one("body").value_of_css_property("background-color")
+    assert (light, dark) == ("rgba(255, 255, 255, 1)", "rgba(21, 24, 28, 1)")
+    browser.color_scheme("light")
+    browser.wait(lambda: browser.driver.execute_script("return document.body.dataset.live") == "on", "live stream")
+    # The tenant picker switches without a button (the script submits it).
+    assert not browser.one(".tenant-picker button").is_displayed()
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.one("#tenant")).select_by_value("acme")
+    browser.one('tr[data-run-id="run-web-acme"]')
+    assert not browser.css('tr[data-run-id="run-web-ok"]')
+    browser.one('nav a[href="/agents"]').click()
+    browser.wait(lambda: browser.driver.title == "Agents · tracehouse", "the agents page")
+    assert "planner" in browser.text("#agents") and browser.one('nav a[aria-current="page"]').text == "Agents"
+
+
+def test_markup_in_a_run_stays_text_in_chromium(browser, open_server):
+    from selenium.common.exceptions import NoAlertPresentException
+
+    for path in ("/", "/agents"):
+        browser.open(f"{open_server.http}{path}")
+        browser.one("table")
+        with pytest.raises(NoAlertPresentException):
+            browser.driver.switch_to.alert.text  # noqa: B018
+        counts = browser.driver.execute_script(
+            "return [document.querySelectorAll('main img, main script').length,"
+            " document.querySelectorAll('script').length]"
+        )
+        assert counts == [0, 2]  # only the page's own two scripts, in the head
+    browser.open(f"{open_server.http}/")
+    row = browser.one('tr[data-run-id="run-web-markup"]')
+    assert row.find_element("css selector", "td.preview").text == XSS_INPUT
+    assert row.find_element("css selector", "td.agent").text == XSS_AGENT
+
+
+def test_signing_in_with_a_key_in_chromium(browser, keyed_server):
+    base = keyed_server.http
+    browser.open(f"{base}/")
+    assert urlsplit(browser.driver.current_url).path == "/signin"
+    assert "run-acme-1" not in browser.driver.page_source
+    browser.allow_console("status of 401")  # the wrong key below
+    browser.one("#key").send_keys("wrong\n")
+    assert "not valid" in browser.text(".error")
+    browser.one("#key").send_keys("k1\n")
+    browser.one('tr[data-run-id="run-acme-1"]')
+    assert urlsplit(browser.driver.current_url).path == "/"
+    assert not browser.css('tr[data-run-id="run-globex-1"]')
+    assert "tracehouse_key" not in browser.driver.execute_script("return document.cookie")  # HttpOnly
+    # Live: a run stored now appears without a reload (the WebSocket signed in by the cookie).
+    browser.wait(lambda: browser.driver.execute_script("return document.body.dataset.live") == "on", "live stream")
+    browser.driver.execute_script("window.stillTheSamePage = true")
+    send(keyed_server, agent_run("run-acme-browser"), key="k1")
+    send(keyed_server, agent_run("run-globex-browser"), key="k2")
+    browser.one('tr[data-run-id="run-acme-browser"]')
+    assert browser.driver.execute_script("return window.stillTheSamePage") is True
+    assert not browser.css('tr[data-run-id="run-globex-browser"]')
+    browser.one("form[action='/signout'] button").click()
+    browser.wait(lambda: urlsplit(browser.driver.current_url).path == "/signin", "the sign-in page")
+    browser.open(f"{base}/agents")
+    assert urlsplit(browser.driver.current_url).path == "/signin"
+
+
+def test_the_demo_ends_on_a_page_full_of_sample_runs(browser, tmp_path):
+    command = [sys.executable, "-m", "tracehouse.cli", "demo", "--runs", "12", "--http-port", "0", "--grpc-port", "0"]
+    demo = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output = []
+        for line in demo.stdout:
+            output.append(line)
+            found = re.match(r"open (http://127\.0\.0\.1:\d+)/ ", line)
+            if found:
+                break
+        else:
+            raise AssertionError("the demo did not serve:\n" + "".join(output))
+        browser.open(f"{found.group(1)}/")
+        rows = browser.wait(lambda: browser.css("tr[data-run-id]"), "the sample runs")
+        assert len(rows) == 12
+        assert {"trip-planner", "support-bot"} >= {r.find_element("css selector", "td.agent").text for r in rows}
+        browser.screenshot("web-runs")
+    finally:
+        browser.open("about:blank")  # a page left open would try to reconnect to the stopped server
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 0, rest
+    assert "everything acknowledged is stored" in rest

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import browser_helpers
 import pytest
 import serve_helpers
 
@@ -134,3 +135,27 @@ def fill(directory: Any, leave: int = 0) -> Any:
     if leave:
         os.truncate(filler, max(0, os.path.getsize(filler) - leave))
     return filler
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One headless Chromium for the session (skipped, saying why, where it is not installed)."""
+    why = browser_helpers.missing()
+    if why:
+        pytest.skip(f"no browser tests here: {why}")
+    driver = browser_helpers.start_chromium(str(tmp_path_factory.mktemp("chromium-profile")))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def browser(chromium: Any, tmp_path: Any) -> Iterator[browser_helpers.Page]:
+    """The session's Chromium, fresh for this test; the test fails on any console error."""
+    page = browser_helpers.Page(chromium, tmp_path)
+    page.reset()
+    yield page
+    errors = page.console_errors()
+    chromium.get("about:blank")  # nothing of this test's page lives on (its WebSocket, timers)
+    chromium.get_log("browser")
+    if errors:
+        pytest.fail("JavaScript console errors:\n" + "\n".join(errors))

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 from conftest import run_cli
@@ -11,7 +17,7 @@ from tracehouse.store import migrations
 
 
 def test_demo_fills_a_fresh_store_and_shows_a_run(tmp_path):
-    result = run_cli("demo", "--runs", "3", cwd=str(tmp_path))
+    result = run_cli("demo", "--runs", "3", "--no-serve", cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert f"to chdb://{tmp_path}/tracehouse-data (database tracehouse)" in out  # the default store
@@ -27,9 +33,44 @@ def test_demo_fills_a_fresh_store_and_shows_a_run(tmp_path):
     assert re.search(r"^\d\d:\d\d:\d\d\.\d{3}  user +Plan a 3-day trip", replay, re.MULTILINE)
     assert re.search(r"tool_call search_flights", replay) and re.search(r"checkpoint after-search", replay)
     # A second demo adds to the same store.
-    again = run_cli("demo", "--runs", "1", cwd=str(tmp_path))
+    again = run_cli("demo", "--runs", "1", "--no-serve", cwd=str(tmp_path))
     assert again.returncode == 0, again.stderr
     assert len(re.findall(r"^\d{4}-\d\d-\d\d ", again.stdout, re.MULTILINE)) == 4
+
+
+def test_demo_goes_on_serving_its_runs_until_interrupted(tmp_path):
+    command = [sys.executable, "-m", "tracehouse.cli", "demo", "--runs", "2", "--http-port", "0", "--grpc-port", "0"]
+    demo = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in demo.stdout:
+            lines.append(line)
+            opened = re.match(r"open (http://127\.0\.0\.1:\d+)/ to browse the sample runs", line)
+            if opened:
+                break
+        else:
+            raise AssertionError("the demo did not serve:\n" + "".join(lines))
+        assert "Wrote 2 sample runs" in "".join(lines) and "Its replay" in "".join(lines)
+        url = opened.group(1)
+        with urllib.request.urlopen(f"{url}/", timeout=30) as page:
+            assert len(re.findall(r"<tr data-run-id=", page.read().decode())) == 2
+        with urllib.request.urlopen(f"{url}/api/v1/agents/history", timeout=30) as history:
+            assert len(json.loads(history.read())) == 4  # with their sub-agent runs
+        # Taking more, like tracehouse serve.
+        record = (
+            f"import tracehouse\nconfig = tracehouse.configure('more', endpoint={url!r}, batch=False)\n"
+            "with tracehouse.run('more', input='one more'):\n    pass\nconfig.flush()"
+        )
+        subprocess.run([sys.executable, "-c", record], check=True, timeout=120)
+        deadline = time.monotonic() + 60
+        while "one more" not in urllib.request.urlopen(f"{url}/", timeout=30).read().decode():
+            assert time.monotonic() < deadline, "the run sent to the demo never showed"
+            time.sleep(0.3)
+    finally:
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 0, rest
+    assert "tracehouse serve: stopped; everything acknowledged is stored" in rest
 
 
 def test_migrate_reports_the_schema_version(tmp_path):
@@ -53,6 +94,7 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path):
     for args, message in (
         (("migrate", "--store", "mysql://x"), "unsupported store DSN scheme"),
         (("demo", "--store", f"chdb://{tmp_path}/x", "--runs", "0"), "--runs must be at least 1"),
+        (("demo", "--store", f"chdb://{tmp_path}/x", "--http-port", "70000"), "--http-port must be between 0 and"),
         (("migrate", "--store", "chdb:///x", "--cluster", "c"), "--cluster needs a ClickHouse server DSN"),
         (("serve", "--store", "http://127.0.0.1:1", "--normalize", "engine"), "--normalize engine needs the embedded"),
         (("serve", "--store", f"chdb://{tmp_path}/y", "--batch-interval", "0"), "--batch-interval must be between"),

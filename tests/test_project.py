@@ -46,3 +46,25 @@ def test_code_is_ruff_clean():
             text=True,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_wheel_carries_every_file_of_the_web_page():
+    import tomllib
+    from fnmatch import fnmatch
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["tracehouse"]
+    package = ROOT / "src" / "tracehouse"
+    files = [p for folder in ("web/templates", "web/static") for p in (package / folder).rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        relative = path.relative_to(package).as_posix()
+        # setuptools' globs: "*" does not cross a "/".
+        assert any(fnmatch(relative, pattern) and relative.count("/") == pattern.count("/") for pattern in patterns), (
+            f"{relative} is not in [tool.setuptools.package-data]"
+        )
+
+
+def test_ci_installs_the_browser_before_the_tests():
+    script = (ROOT / ".ci" / "run").read_text()
+    assert "apt-get install -y chromium chromium-driver" in script
+    assert script.index("chromium-driver") < script.index(_readme_commands()[1])

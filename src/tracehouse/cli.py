@@ -264,10 +264,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="the server's spool directory, used when no server answers (default: beside the embedded store)",
     )
 
-    demo = commands.add_parser("demo", help="fill a store with sample agent runs and show one")
+    demo = commands.add_parser(
+        "demo", help="fill a store with sample agent runs, show one, and serve the web page on them"
+    )
     demo.set_defaults(handler=cmd_demo)
     _add_store(demo)
     demo.add_argument("--runs", type=int, default=5, help="how many sample runs to write (default 5)")
+    demo.add_argument(
+        "--no-serve", action="store_true", help="print and exit, instead of serving the store as tracehouse serve"
+    )
+    demo.add_argument(
+        "--http-port",
+        type=int,
+        default=int(_env("HTTP_PORT", "4318")),
+        help="the web page, API and OTLP/HTTP port, 0 picks a free one (env TRACEHOUSE_HTTP_PORT; default 4318)",
+    )
+    demo.add_argument(
+        "--grpc-port",
+        type=int,
+        default=int(_env("GRPC_PORT", "4317")),
+        help="OTLP/gRPC port, 0 picks a free one (env TRACEHOUSE_GRPC_PORT; default 4317)",
+    )
     return parser
 
 
@@ -303,9 +320,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tracehouse.ingest.receiver import parse_api_keys
     from tracehouse.server import Settings, run
 
-    for name in ("grpc_port", "http_port"):
-        if not 0 <= getattr(args, name) <= 65535:
-            raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 65535")
+    _check_ports(args)
     if args.normalize == "engine" and not parse_dsn(args.store).embedded:
         raise ValueError("--normalize engine needs the embedded store (chdb://): the engine reads each batch as a file")
     if args.spool_max_mb < 1 or args.max_request_mb < 1:
@@ -535,12 +550,21 @@ def format_replay(replay: Any) -> str:
     return "\n".join(lines) if lines else "no events"
 
 
+def _check_ports(args: argparse.Namespace) -> None:
+    for name in ("grpc_port", "http_port"):
+        if not 0 <= getattr(args, name) <= 65535:
+            raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 65535")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Sample runs into the store, the newest shown; then, unless ``--no-serve``, the store
+    served like ``tracehouse serve`` (the web page on the sample runs) until Ctrl-C."""
     from tracehouse.demo import sample_run, sample_runs
     from tracehouse.store import queries
 
     if args.runs < 1:
         raise ValueError("--runs must be at least 1")
+    _check_ports(args)
     with Store.open(args.store) as store:
         samples = [*sample_runs(args.runs - 1, seed=os.getpid()), sample_run(seed=os.getpid())]
         for sample in samples:
@@ -557,7 +581,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from tracehouse.store.reads import ReadService
 
         print(f"\nIts replay (tracehouse replay {shown.run_id} --store {args.store}):\n")
-        print(format_replay(ReadService(store, tenant).events(shown.run_id)))
+        print(format_replay(ReadService(store, tenant).events(shown.run_id)), flush=True)
+    if args.no_serve:
+        return 0
+    return _serve_demo(args)
+
+
+def _serve_demo(args: argparse.Namespace) -> int:
+    import logging
+
+    from tracehouse.server import Settings, run
+
+    def ready(url: str, grpc: str) -> None:
+        print(
+            f"\nopen {url}/ to browse the sample runs (OTLP exporters may send more: {url}, or gRPC on {grpc}); "
+            "Ctrl-C stops",
+            flush=True,
+        )
+
+    print()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run(Settings(store=args.store, http_port=args.http_port, grpc_port=args.grpc_port), on_ready=ready)
+    except OSError as exc:
+        print(
+            f"tracehouse: error: cannot serve the page: {exc}. The sample runs are stored; pick other ports "
+            "(--http-port, --grpc-port; 0 picks free ones) or stop what holds them",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

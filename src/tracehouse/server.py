@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -49,8 +50,9 @@ class Settings:
         return os.path.abspath("tracehouse-spool")
 
 
-def run(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM, then stop taking data and store what was acknowledged."""
+def run(settings: Settings, on_ready: Callable[[str, str], None] | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then stop taking data and store what was acknowledged.
+    ``on_ready(http_url, grpc_address)`` is called once both ports listen."""
     auth = Auth(settings.api_keys or {})
     if not auth.required and settings.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(
@@ -113,6 +115,8 @@ def run(settings: Settings) -> None:
             + ("" if auth.required else ", single tenant (no API keys)"),
             flush=True,
         )
+        if on_ready is not None:
+            on_ready(f"http://{settings.host}:{http_port}", f"{settings.host}:{grpc_port}")
         try:
             server.run(sockets=[sock])
         finally:

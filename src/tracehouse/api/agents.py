@@ -9,11 +9,13 @@ request's tenant (:func:`read_service`); the app answers its ``NotFound`` with a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from tracehouse.ingest.receiver import Unauthenticated
+from tracehouse.ingest.receiver import Auth, Unauthenticated
 from tracehouse.model import DEFAULT_TENANT
 from tracehouse.responses import HistoryItem, LogsResponse
 from tracehouse.store import Store
@@ -22,14 +24,46 @@ from tracehouse.store.reads import MAX_HISTORY_PAGE, ReadService
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 
 
+# The web page's sign-in keeps the API key in this cookie (HttpOnly, SameSite=Strict), so the
+# page's own requests and its WebSocket authenticate like a client sending the key.
+KEY_COOKIE = "tracehouse_key"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def same_origin(headers: Mapping[str, str]) -> bool:
+    """Whether a browser's request comes from a page of this server: its Origin, when it sends
+    one (browsers do on WebSockets and on every POST, PUT, DELETE), names the Host it asks."""
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
+
+
+def request_tenant(
+    auth: Auth, headers: Mapping[str, str], cookies: Mapping[str, str], api_key: str | None = None
+) -> tuple[str, bool]:
+    """The tenant the request's key names ("" on a server without keys) and whether the key came
+    from the sign-in cookie. A key sent as ``Authorization: Bearer``, ``x-api-key`` (or
+    ``api_key``) decides; the cookie only counts when none is sent. Raises Unauthenticated."""
+    authorization = headers.get("authorization")
+    offered = api_key or headers.get("x-api-key")
+    by_cookie = auth.required and not authorization and not offered and KEY_COOKIE in cookies
+    if by_cookie:
+        offered = cookies[KEY_COOKIE]
+    return auth.tenant(authorization, offered), by_cookie
+
+
 def keyed_tenant(request: Request) -> str:
-    """The tenant the request's API key names; "" on a server without keys. 401 otherwise."""
+    """The tenant the request's API key (or the page's sign-in cookie) names; "" on a server
+    without keys. 401 otherwise; 403 for a change asked by a page of another origin with the
+    cookie."""
     try:
-        return request.app.state.receiver.auth.tenant(
-            request.headers.get("authorization"), request.headers.get("x-api-key")
-        )
+        tenant, by_cookie = request_tenant(request.app.state.receiver.auth, request.headers, request.cookies)
     except Unauthenticated as exc:
         raise HTTPException(401, str(exc)) from None
+    if by_cookie and request.method not in _SAFE_METHODS and not same_origin(request.headers):
+        raise HTTPException(403, "a change signed by the page's cookie must come from the page's own origin")
+    return tenant
 
 
 def read_scope(request: Request, tenant: str | None = Query(None, description="without API keys only")) -> tuple:

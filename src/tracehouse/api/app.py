@@ -1,4 +1,5 @@
-"""The HTTP application on the ``tracehouse serve`` HTTP port: OTLP/HTTP, health, metrics."""
+"""The HTTP application on the ``tracehouse serve`` HTTP port: OTLP/HTTP, health, metrics, the
+JSON API, the live stream and the web page."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tracehouse.ingest.otlp_http import router as otlp_router
 from tracehouse.ingest.receiver import Receiver
 from tracehouse.ingest.writer import Writer
 from tracehouse.responses import NotFound
+from tracehouse.web import install as install_web
 
 
 def create_app(receiver: Receiver, writer: Writer) -> FastAPI:
@@ -73,4 +75,5 @@ def create_app(receiver: Receiver, writer: Writer) -> FastAPI:
         """Prometheus metrics of the receiver and the writer."""
         return Response(receiver.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    install_web(app)
     return app

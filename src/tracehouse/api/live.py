@@ -18,8 +18,9 @@ stored before its agent is known are held; when the run's span arrives, subscrib
 that agent get them first, in order, then the completion.
 
 Query parameters: ``agent``, ``run_id``; ``api_key`` (or the usual headers) when the server has
-keys, since browsers cannot set headers on a WebSocket; without a valid one the handshake is
-refused (HTTP 403). A slow subscriber loses events rather than slowing the writer (its queue
+keys, since browsers cannot set headers on a WebSocket, or the web page's sign-in cookie (then
+only from a page of the server's own origin); without a valid one the handshake is refused
+(HTTP 403). A slow subscriber loses events rather than slowing the writer (its queue
 holds 10,000).
 """
 
@@ -35,6 +36,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from tracehouse.api.agents import request_tenant, same_origin
 from tracehouse.ingest.receiver import Unauthenticated
 from tracehouse.model import DEFAULT_TENANT, Event, Node, Status
 from tracehouse.store import IdleRun
@@ -217,11 +219,13 @@ async def events(
     receiver = websocket.app.state.receiver
     hub: LiveHub = websocket.app.state.live
     try:
-        keyed = receiver.auth.tenant(
-            websocket.headers.get("authorization"), api_key or websocket.headers.get("x-api-key")
-        )
+        keyed, by_cookie = request_tenant(receiver.auth, websocket.headers, websocket.cookies, api_key)
     except Unauthenticated:
         await websocket.close(code=1008, reason="a valid API key is required")
+        return
+    if by_cookie and not same_origin(websocket.headers):
+        # A page of another origin on the same site would carry the cookie: refuse it.
+        await websocket.close(code=1008, reason="the sign-in cookie counts only on the page's own origin")
         return
     await websocket.accept()
     subscriber = _Subscriber(keyed or tenant or DEFAULT_TENANT, agent, run_id)

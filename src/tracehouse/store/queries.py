@@ -479,3 +479,9 @@ def node_performance(
 def _dicts(store: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     result = store.client.query(sql, parameters=params)
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def tenants(store: Any, limit: int = 1000) -> list[str]:
+    """The tenants that have runs stored, by name: what a server without API keys offers to pick."""
+    sql = f"SELECT DISTINCT Tenant FROM {store.table(schema.RUNS)} ORDER BY Tenant LIMIT {{limit:UInt32}}"
+    return [row[0] for row in store.query(sql, {"limit": limit})]

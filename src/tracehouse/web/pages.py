@@ -26,10 +26,11 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Red
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from tracehouse import __version__
-from tracehouse.api.agents import KEY_COOKIE, duration_text, request_tenant, same_origin
+from tracehouse.api.agents import KEY_COOKIE, request_tenant, same_origin
 from tracehouse.ingest.receiver import Unauthenticated
 from tracehouse.model import DEFAULT_TENANT
 from tracehouse.store import queries
+from tracehouse.store.reads import duration_text
 
 router = APIRouter(include_in_schema=False)
 

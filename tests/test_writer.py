@@ -260,7 +260,7 @@ def test_records_the_store_refuses_are_split_off_and_the_rest_is_stored(store, t
         spool.append(KIND_TRACES, "default", payload)
     writer.start()
     try:
-        _wait(lambda: spool.pending_records == 0)
+        _wait(lambda: spool.pending_records == 0, timeout=60)
     finally:
         writer.stop(timeout=5)
         spool.close()
@@ -323,3 +323,33 @@ def test_the_writer_turns_a_run_that_went_quiet_without_its_root_incomplete(stor
     (row,) = _run_rows(store)
     assert (row[1], row[9]) == ("run-crashed", "completed")  # a late root wins
     assert len(heard) == 1
+
+
+def _at_the_end_of_the_clock() -> bytes:
+    """A request the receiver would refuse (its span ends at the clock's end) but that an
+    older version could have spooled: it decodes, and the store refuses its times."""
+    rec = Recorder()
+    with rec.span("late", **{semconv.TRACEHOUSE_RUN_ID: "run-at-the-end"}):
+        pass
+    request = encode_spans(rec.exporter.get_finished_spans())
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.start_time_unix_nano, span.end_time_unix_nano = 2**64 - 2000, 2**64 - 1000
+    return request.SerializeToString()
+
+
+def test_a_request_that_decodes_but_is_refused_is_found_by_splitting_the_batch(store, tmp_path):
+    spool = Spool(str(tmp_path / "spool"))
+    metrics = Metrics()
+    writer = Writer(store, spool, RetentionPolicy(store, 30), metrics, interval=0.2, engine_normalize=False)
+    for n in range(12):
+        spool.append(KIND_TRACES, "default", _at_the_end_of_the_clock() if n == 7 else _request(f"run-{n}"))
+    writer.start()
+    try:
+        _wait(lambda: spool.pending_records == 0, timeout=60)
+    finally:
+        writer.stop(timeout=5)
+        spool.close()
+    runs = store.query(f"SELECT DISTINCT RunId FROM {store.table(schema.SPANS)}")
+    assert {r for (r,) in runs} == {f"run-{n}" for n in range(12) if n != 7}
+    (entry,) = writer.quarantine.entries()
+    assert "DataError" in entry.error or "Code:" in entry.error

@@ -105,6 +105,15 @@ def store_payloads(
     return nodes, events, logs
 
 
+def _undecodable(record: Record) -> otlp.BadRequest | None:
+    """Why a spooled request cannot be decoded, or None."""
+    try:
+        otlp.decode(otlp.TRACES if record.kind == KIND_TRACES else otlp.LOGS, record.payload, otlp.PROTOBUF)
+    except otlp.BadRequest as exc:
+        return exc
+    return None
+
+
 class Writer:
     """``store`` is an open store, or a function that opens one: the writer then connects on
     its first batch and keeps trying (with backoff) while the store cannot be reached, so the
@@ -176,7 +185,7 @@ class Writer:
                         len(records),
                         str(exc)[:300],
                     )
-                    self._isolate(records, exc)  # store what can be, quarantine what cannot
+                    self._split_off(records)  # store what can be, quarantine what cannot
                 backoff = 0.5
                 self.healthy = True
             except Exception as exc:  # the store is down or refused: keep the records, try again later
@@ -224,6 +233,30 @@ class Writer:
 
     # --- data the store refuses ------------------------------------------------------------------
 
+    def _split_off(self, records: list[Record]) -> None:
+        """The store refused ``records`` for their data. Requests that cannot even be decoded
+        are found at once (decoding is cheap) and quarantined; the parts between them are
+        stored, or split further (:meth:`_isolate`). In the spool's order, so that each commit
+        only passes what is stored or quarantined."""
+        start = 0
+        for index, record in enumerate(records):
+            problem = _undecodable(record)
+            if problem is not None:
+                self._store_part(records[start:index])
+                self._quarantine(record, problem)
+                start = index + 1
+        self._store_part(records[start:])
+
+    def _store_part(self, part: list[Record]) -> None:
+        if not part:
+            return
+        try:
+            self.write(part)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            self._isolate(part, exc)
+
     def _isolate(self, records: list[Record], error: Exception) -> None:
         """The store refused ``records`` for their data: store them in halves, and halves of
         the halves that fail, down to single records; a record that fails alone is quarantined.
@@ -233,13 +266,8 @@ class Writer:
             self._quarantine(records[0], error)
             return
         middle = len(records) // 2
-        for part in (records[:middle], records[middle:]):
-            try:
-                self.write(part)
-            except Exception as exc:
-                if not is_data_error(exc):
-                    raise
-                self._isolate(part, exc)
+        self._store_part(records[:middle])
+        self._store_part(records[middle:])
 
     def _quarantine(self, record: Record, error: Exception) -> None:
         self.store.query("SELECT 1")  # the store answers, so the record itself is refused (raises if not)

@@ -4,6 +4,7 @@ in docs/benchmarks.md."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,22 @@ def test_writer_benchmark_runs():
 def test_receiver_benchmark_runs():
     report = _run("receiver.py", "--requests", "2", "--rounds", "1")
     assert report["spans"] == 2000 and report["cpu_us_per_span"] > 0
+
+
+def test_fuzz_benchmark_runs():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "fuzz.py"), "--cases", "80", "--run-every", "20", "--seed", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    # The script works and its report adds up; what it finds is tests/test_fuzz.py's to fail on
+    # (it says so in its exit status).
+    broken = report["server_errors"] or report["crashes"] or report["writer_stops"] or report["valid_runs_refused"]
+    assert result.returncode == (1 if broken else 0), result.stderr
+    assert report["cases"] == 80 == sum(sum(answers.values()) for answers in report["answers_by_channel"].values())
+    channels = report["answers_by_channel"]
+    assert len(channels) >= 4 and all(re.fullmatch(r"(http/(protobuf|json)|grpc)(\+gzip)?", c) for c in channels)
+    assert report["valid_runs_sent"] + report["valid_runs_refused"] == 4
+    assert report["cases_per_s"] > 0 and report["machine"]

@@ -30,7 +30,8 @@ NOW = datetime.now(UTC)
 def runs_body(*runs: dict) -> bytes:
     """Runs as the OTel SDK records them, in one OTLP/protobuf body. Each run: ``run_id``, and
     optionally ``agent``, ``input``, ``output``, ``user``, ``conversation``, ``model``, ``fail``,
-    ``tenant``, ``ago`` (a timedelta before now), ``root=False`` (only a node: still running)."""
+    ``tenant``, ``ago`` (a timedelta before now), ``root=False`` (only a node: still running),
+    ``chat=False`` (only the root: the end of a run sent without it)."""
     rec = Recorder(service="runs-page-agent")
     for run in runs:
         start = NOW - run.get("ago", timedelta(minutes=5))
@@ -59,10 +60,11 @@ def runs_body(*runs: dict) -> bytes:
             context = set_span_in_context(root)
         else:
             root, context = None, None
-        chat = rec.tracer.start_span(
-            f"chat {model}", context=context, attributes={**common, **chat_attrs}, start_time=t0 + 1_000_000
-        )
-        chat.end(end_time=t0 + 200_000_000)
+        if run.get("chat", True):
+            chat = rec.tracer.start_span(
+                f"chat {model}", context=context, attributes={**common, **chat_attrs}, start_time=t0 + 1_000_000
+            )
+            chat.end(end_time=t0 + 200_000_000)
         if root is not None:
             if run.get("fail"):
                 root.set_status(Status(StatusCode.ERROR, "boom"))
@@ -282,3 +284,17 @@ def test_a_new_run_appears_without_a_reload_and_the_filters_stay(browser, runs_s
     assert browser.driver.execute_script("return window.stillTheSamePage") is True
     assert urlsplit(browser.driver.current_url).query == "agent=live-agent&status=completed"
     assert browser.one(".chart-runs .chart-total").text == "1"
+
+
+def test_a_running_run_changes_without_a_reload(browser, runs_server):
+    browser.open(f"{runs_server.http}/?range=24h")
+    browser.one('tr[data-run-id="r-kyoto"]')
+    browser.wait(lambda: browser.driver.execute_script("return document.body.dataset.live") == "on", "live stream")
+    browser.driver.execute_script("window.stillTheSamePage = true")
+    send(runs_server, runs_body({"run_id": "r-live-running", "root": False, "ago": timedelta(0)}))
+    status = 'tr[data-run-id="r-live-running"] .status'
+    assert browser.one(status).text == "running"
+    send(runs_server, runs_body({"run_id": "r-live-running", "agent": "finisher", "chat": False, "ago": timedelta(0)}))
+    browser.wait(lambda: browser.css(status) and browser.css(status)[0].text == "completed", "the run completed")
+    assert browser.one('tr[data-run-id="r-live-running"] td.agent').text == "finisher"
+    assert browser.driver.execute_script("return window.stillTheSamePage") is True

@@ -16,12 +16,16 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.trace import Status, StatusCode, set_span_in_context
 from otel_helpers import Recorder
+from plan_helpers import columns_read
 from serve_helpers import Server
 from test_web import fetch, send, wait_for_runs
 
 from tracehouse import semconv
 from tracehouse.client import Client
+from tracehouse.demo import sample_run
 from tracehouse.responses import Activity, RunsPage
+from tracehouse.store import queries, schema
+from tracehouse.store.reads import ReadService
 
 KEYS = "k1:acme,k2:globex"
 NOW = datetime.now(UTC)
@@ -238,6 +242,43 @@ def test_with_keys_only_the_key_s_tenant_shows(tmp_path_factory):
         assert sum(b.runs for b in Client(srv.http, api_key="k1").activity().buckets) == 1
     finally:
         srv.stop(signal.SIGKILL)
+
+
+# The read service, on the store ---------------------------------------------------------------
+
+
+def test_the_runs_read_lists_top_level_runs_and_reads_no_payload(store):
+    planned = sample_run(41, agent="trip-planner", started_at=NOW - timedelta(hours=1))
+    theirs = sample_run(42, tenant="acme")
+    for sample in (planned, theirs):
+        store.write(sample.nodes, sample.events)
+    reads = ReadService(store)
+    page = reads.runs()
+    assert [r.run_id for r in page.runs] == [planned.run_id]  # not its budget-checker sub-agent run
+    assert page.runs[0].node_count > 0 and page.runs[0].cost_usd > 0 and not page.more
+    # The model of an LLM call in the run or in its sub-agent run; the window bounds everything.
+    assert [r.run_id for r in reads.runs(model="claude-sonnet-4").runs] == [planned.run_id]
+    assert reads.runs(model="gpt-4o-mini", since=NOW - timedelta(minutes=30)).runs == []
+    assert reads.runs(status="success").runs == reads.runs(status="completed").runs
+    for bad in (
+        lambda: reads.runs(status="nope"),
+        lambda: reads.runs(limit=0),
+        lambda: reads.runs(since=NOW, until=NOW - timedelta(hours=1)),
+        lambda: reads.activity(since=NOW - timedelta(days=4000), until=NOW),
+    ):
+        with pytest.raises(ValueError):
+            bad()
+    activity = reads.activity(since=NOW - timedelta(hours=6), until=NOW)
+    assert activity.bucket_seconds == 900 and len(activity.buckets) in (24, 25)
+    assert sum(b.runs for b in activity.buckets) == 1 and sum(b.cost_usd for b in activity.buckets) > 0
+    # Every filter at once reads only small columns (the runs table's, the spans' Model).
+    sql, params = queries.search_runs_sql(
+        store, "default", since=NOW - timedelta(days=1), until=NOW, agent="trip-planner", status="completed",
+        user="u", conversation="c", model="gpt-4o-mini", search="kyoto",
+    )  # fmt: skip
+    read = columns_read(store, sql, params)
+    assert "InputPreview" in read and "OutputPreview" in read
+    assert not read & schema.PAYLOAD_COLUMNS, read & schema.PAYLOAD_COLUMNS
 
 
 # In Chromium ----------------------------------------------------------------------------------

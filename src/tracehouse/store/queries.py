@@ -540,17 +540,23 @@ def _runs_filter(
     return " AND ".join(where), params
 
 
-def search_runs(
+def search_runs_sql(
     store: Any, tenant: str, *, since: datetime, until: datetime, limit: int = 50, offset: int = 0, **filters: Any
-) -> list[Run]:
-    """Top-level runs of the runs page, newest first, filtered (see :func:`_runs_filter`): the
-    small columns of the runs table only."""
+) -> tuple[str, dict[str, Any]]:
+    """The query of :func:`search_runs` and its bound parameters."""
     where, params = _runs_filter(store, tenant, since=since, until=until, **filters)
     sql = (
         f"SELECT {', '.join(_RUN_LIST_COLUMNS)} FROM {store.table(schema.RUNS)} FINAL WHERE {where} "
         "ORDER BY StartedAt DESC, RunId DESC LIMIT {limit:UInt32} OFFSET {offset:UInt64}"
     )
-    return [_run(row) for row in store.query(sql, {**params, "limit": limit, "offset": offset})]
+    return sql, {**params, "limit": limit, "offset": offset}
+
+
+def search_runs(store: Any, tenant: str, **arguments: Any) -> list[Run]:
+    """Top-level runs of the runs page, newest first, filtered (see :func:`_runs_filter`): the
+    small columns of the runs table only."""
+    sql, params = search_runs_sql(store, tenant, **arguments)
+    return [_run(row) for row in store.query(sql, params)]
 
 
 def run_activity(

@@ -29,12 +29,13 @@
     );
   }
 
-  // <time data-utc="ISO" title="... UTC">: the text turns local, the title stays UTC.
+  // <time data-utc="ISO" title="... UTC">: the text turns local, the title stays UTC
+  // (data-precision="minute": without the seconds).
   function showLocalTimes(root) {
     root.querySelectorAll("time[data-utc]").forEach(function (el) {
       const text = localTime(el.dataset.utc);
       if (text !== null) {
-        el.textContent = text;
+        el.textContent = el.dataset.precision === "minute" ? text.slice(0, 16) : text;
       }
     });
   }

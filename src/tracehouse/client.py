@@ -195,6 +195,40 @@ class Client:
             raise ClientError(0, f"no server at {self.url} ({exc}); tail needs a running server") from None
         return _receive(ws, idle_timeout)
 
+    # --- the runs page ---------------------------------------------------------------------------
+
+    def runs(
+        self,
+        agent: str | None = None,
+        status: str | None = None,
+        user: str | None = None,
+        conversation: str | None = None,
+        model: str | None = None,
+        search: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        skip: int = 0,
+        limit: int = 50,
+    ) -> responses.RunsPage:
+        params = {"agent": agent, "status": status, "user": user, "conversation": conversation, "model": model}
+        params |= {"search": search, "since": since, "until": until, "skip": skip, "limit": limit}
+        return self._call("GET", "/api/v1/runs", responses.RunsPage, params)
+
+    def activity(
+        self,
+        agent: str | None = None,
+        status: str | None = None,
+        user: str | None = None,
+        conversation: str | None = None,
+        model: str | None = None,
+        search: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> responses.Activity:
+        params = {"agent": agent, "status": status, "user": user, "conversation": conversation, "model": model}
+        params |= {"search": search, "since": since, "until": until}
+        return self._call("GET", "/api/v1/activity", responses.Activity, params)
+
 
 def _receive(ws: Any, idle_timeout: float | None) -> Iterator[dict[str, Any]]:
     from websockets.exceptions import ConnectionClosed

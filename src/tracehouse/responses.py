@@ -128,3 +128,53 @@ class QuarantinedRecord(BaseModel):
     quarantined_at: datetime
     acknowledged_at: datetime
     size_bytes: int
+
+
+# --- the runs page -------------------------------------------------------------------------------
+
+
+class RunRow(BaseModel):
+    """One top-level run as the runs page lists it (the runs table's small columns only)."""
+
+    run_id: str
+    agent: str
+    status: str  # completed | failed | running | cancelled | incomplete
+    started_at: datetime
+    duration_ns: int
+    duration: str  # "45s", "1.5s"
+    node_count: int
+    tokens: int
+    cost_usd: float
+    input: str  # a short preview
+    output: str  # a short preview
+    user_id: str
+    conversation_id: str
+
+
+class RunsPage(BaseModel):
+    """One page of the runs page's list: the runs started in [since, until) that the filters
+    select, newest first."""
+
+    runs: list[RunRow]
+    since: datetime
+    until: datetime
+    skip: int
+    limit: int
+    more: bool  # another page follows
+
+
+class ActivityBucket(BaseModel):
+    start: datetime
+    runs: int
+    failed: int
+    cost_usd: float
+
+
+class Activity(BaseModel):
+    """Runs, failed runs and cost per bucket of run start over [since, until): every bucket,
+    empty ones too, oldest first."""
+
+    since: datetime
+    until: datetime
+    bucket_seconds: int
+    buckets: list[ActivityBucket]

@@ -3,11 +3,15 @@ and ``/api/v1/runs/{run_id}/resume``; deletion and retention. Tenant-scoped like
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
+
 from fastapi import APIRouter, HTTPException, Query
 
 from tracehouse import replay
 from tracehouse.api.agents import Reads
-from tracehouse.responses import Deleted, Replay, Resume, RetentionSettings
+from tracehouse.responses import Activity, Deleted, Replay, Resume, RetentionSettings, RunsPage
+from tracehouse.store.reads import MAX_HISTORY_PAGE
 
 router = APIRouter(prefix="/api/v1", tags=["replay"])
 
@@ -69,3 +73,52 @@ def put_retention(settings: RetentionSettings, reads: Reads) -> RetentionSetting
 def cleanup(reads: Reads) -> Deleted:
     """Drops what has outlived its retention now rather than at the next merges (all tenants)."""
     return reads.cleanup()
+
+
+# --- the runs page ---------------------------------------------------------------------------
+
+
+def _bad_request(exc: ValueError) -> HTTPException:
+    return HTTPException(422, str(exc))
+
+
+@router.get("/runs", response_model=RunsPage, tags=["runs"], summary="Top-level runs, filtered, newest first")
+def list_runs(
+    agent: str | None = None,
+    status: str | None = Query(None, description="completed (or success), failed, running, cancelled, incomplete"),
+    user: str | None = None,
+    conversation: str | None = None,
+    model: str | None = Query(None, description="runs with an LLM call of this model (sub-agents' included)"),
+    search: str | None = Query(None, description="text in the run's input or output preview, any case"),
+    since: Annotated[datetime | None, Query(description="runs started at or after (default: until - 7 days)")] = None,
+    until: Annotated[datetime | None, Query(description="runs started before (default: now)")] = None,
+    skip: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=MAX_HISTORY_PAGE),
+    *,
+    reads: Reads,
+) -> RunsPage:
+    try:
+        return reads.runs(agent, status, user, conversation, model, search, since, until, skip, limit)
+    except ValueError as exc:
+        raise _bad_request(exc) from None
+
+
+@router.get("/activity", response_model=Activity, tags=["runs"], summary="Runs, failures and cost over time")
+def activity(
+    agent: str | None = None,
+    status: str | None = None,
+    user: str | None = None,
+    conversation: str | None = None,
+    model: str | None = None,
+    search: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    reads: Reads,
+) -> Activity:
+    """Per bucket of run start (a round size, at most 60 buckets): the runs ``/api/v1/runs``
+    lists with the same filters, the failed ones, and their cost."""
+    try:
+        return reads.activity(agent, status, user, conversation, model, search, since, until)
+    except ValueError as exc:
+        raise _bad_request(exc) from None

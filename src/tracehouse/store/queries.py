@@ -485,3 +485,89 @@ def tenants(store: Any, limit: int = 1000) -> list[str]:
     """The tenants that have runs stored, by name: what a server without API keys offers to pick."""
     sql = f"SELECT DISTINCT Tenant FROM {store.table(schema.RUNS)} ORDER BY Tenant LIMIT {{limit:UInt32}}"
     return [row[0] for row in store.query(sql, {"limit": limit})]
+
+
+# --- the runs page ---------------------------------------------------------------------------
+
+
+def _runs_filter(
+    store: Any,
+    tenant: str,
+    *,
+    since: datetime,
+    until: datetime,
+    agent: str | None = None,
+    status: str | None = None,
+    user: str | None = None,
+    conversation: str | None = None,
+    model: str | None = None,
+    search: str | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (and its bound parameters) of the runs page: top-level runs started in
+    [since, until), narrowed by each filter given. ``model`` matches runs whose trace (the run
+    with its sub-agent runs) holds an LLM call of that model: the runs table has no model, so
+    that one reads the spans' Model column, within the same time range. ``search`` looks for
+    the text, in any case, in the runs' input and output previews."""
+    where = [
+        "Tenant = {tenant:String}",
+        "ParentRunId = ''",
+        "StartedAt >= {since:DateTime64(9)}",
+        "StartedAt < {until:DateTime64(9)}",
+    ]
+    params: dict[str, Any] = {"tenant": tenant, "since": since, "until": until}
+    for name, column, value in (
+        ("agent", "AgentName", agent),
+        ("status", "Status", status),
+        ("user", "UserId", user),
+        ("conversation", "ConversationId", conversation),
+    ):
+        if value:
+            where.append(f"{column} = {{{name}:String}}")
+            params[name] = value
+    if model:
+        where.append(
+            f"TraceId IN (SELECT TraceId FROM {store.table(schema.SPANS)} WHERE Tenant = {{tenant:String}} "
+            f"AND NodeType = '{NodeType.LLM.value}' AND Model = {{model:String}} "
+            "AND Timestamp >= {since:DateTime64(9)} AND Timestamp < addDays({until:DateTime64(9)}, 1))"
+        )
+        params["model"] = model
+    if search:
+        where.append(
+            "(positionCaseInsensitiveUTF8(InputPreview, {search:String}) > 0 "
+            "OR positionCaseInsensitiveUTF8(OutputPreview, {search:String}) > 0)"
+        )
+        params["search"] = search
+    return " AND ".join(where), params
+
+
+def search_runs_sql(
+    store: Any, tenant: str, *, since: datetime, until: datetime, limit: int = 50, offset: int = 0, **filters: Any
+) -> tuple[str, dict[str, Any]]:
+    """The query of :func:`search_runs` and its bound parameters."""
+    where, params = _runs_filter(store, tenant, since=since, until=until, **filters)
+    sql = (
+        f"SELECT {', '.join(_RUN_LIST_COLUMNS)} FROM {store.table(schema.RUNS)} FINAL WHERE {where} "
+        "ORDER BY StartedAt DESC, RunId DESC LIMIT {limit:UInt32} OFFSET {offset:UInt64}"
+    )
+    return sql, {**params, "limit": limit, "offset": offset}
+
+
+def search_runs(store: Any, tenant: str, **arguments: Any) -> list[Run]:
+    """Top-level runs of the runs page, newest first, filtered (see :func:`_runs_filter`): the
+    small columns of the runs table only."""
+    sql, params = search_runs_sql(store, tenant, **arguments)
+    return [_run(row) for row in store.query(sql, params)]
+
+
+def run_activity(
+    store: Any, tenant: str, *, since: datetime, until: datetime, bucket_seconds: int, **filters: Any
+) -> list[tuple[datetime, int, int, float]]:
+    """(bucket start, runs, failed runs, cost) per bucket of ``bucket_seconds`` of run start
+    that holds any run, oldest first, over the runs the same filters select."""
+    where, params = _runs_filter(store, tenant, since=since, until=until, **filters)
+    sql = (
+        "SELECT toStartOfInterval(StartedAt, toIntervalSecond({bucket:UInt32}), 'UTC') AS bucket, count(), "
+        f"countIf(Status = '{Status.FAILED.value}'), sum(CostUsd) "
+        f"FROM {store.table(schema.RUNS)} FINAL WHERE {where} GROUP BY bucket ORDER BY bucket"
+    )
+    return [tuple(row) for row in store.query(sql, {**params, "bucket": bucket_seconds})]

@@ -22,12 +22,14 @@ the same method on the client.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tracehouse import replay
 from tracehouse.model import DEFAULT_TENANT, Event, Node, Run, Status
-from tracehouse.responses import (
+from tracehouse.responses import (  # the runs page
+    Activity,
+    ActivityBucket,
     Checkpoint,
     Deleted,
     HistoryItem,
@@ -40,6 +42,8 @@ from tracehouse.responses import (
     ReplayEvent,
     Resume,
     RetentionSettings,
+    RunRow,
+    RunsPage,
 )
 from tracehouse.store import Store, queries, retention
 
@@ -184,6 +188,72 @@ class ReadService:
         rows of several tenants, so this applies (and counts) every tenant's retention."""
         return _deleted(retention.cleanup(self.store))
 
+    # --- the runs page ---------------------------------------------------------------------------
+
+    def runs(
+        self,
+        agent: str | None = None,
+        status: str | None = None,
+        user: str | None = None,
+        conversation: str | None = None,
+        model: str | None = None,
+        search: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        skip: int = 0,
+        limit: int = 50,
+    ) -> RunsPage:
+        """Top-level runs started in [since, until) (default: the last 7 days), newest first, of
+        an agent, a status, a user, a conversation, a model (an LLM call of the run or of its
+        sub-agents), and whose input or output preview holds ``search`` (in any case)."""
+        if skip < 0 or not 1 <= limit <= MAX_HISTORY_PAGE:
+            raise ValueError(f"skip must be at least 0 and limit 1 to {MAX_HISTORY_PAGE}")
+        filters = _runs_filters(agent, status, user, conversation, model, search)
+        since, until = _runs_window(since, until)
+        found = queries.search_runs(
+            self.store, self.tenant, since=since, until=until, limit=limit + 1, offset=skip, **filters
+        )
+        return RunsPage(
+            runs=[_run_row(run) for run in found[:limit]],
+            since=since,
+            until=until,
+            skip=skip,
+            limit=limit,
+            more=len(found) > limit,
+        )
+
+    def activity(
+        self,
+        agent: str | None = None,
+        status: str | None = None,
+        user: str | None = None,
+        conversation: str | None = None,
+        model: str | None = None,
+        search: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Activity:
+        """Runs, failed runs and cost per time bucket over [since, until) (default: the last 7
+        days), of the runs :meth:`runs` selects with the same filters; at most
+        :data:`MAX_ACTIVITY_BUCKETS` buckets of a round size."""
+        filters = _runs_filters(agent, status, user, conversation, model, search)
+        since, until = _runs_window(since, until)
+        step = _bucket_seconds(until - since)
+        found = {
+            int(start.timestamp()): (runs, failed, cost)
+            for start, runs, failed, cost in queries.run_activity(
+                self.store, self.tenant, since=since, until=until, bucket_seconds=step, **filters
+            )
+        }
+        first = int(since.timestamp()) // step * step
+        buckets = []
+        for start in range(first, int(until.timestamp()), step):
+            runs, failed, cost = found.get(start, (0, 0, 0.0))
+            buckets.append(
+                ActivityBucket(start=datetime.fromtimestamp(start, UTC), runs=runs, failed=failed, cost_usd=cost)
+            )
+        return Activity(since=since, until=until, bucket_seconds=step, buckets=buckets)
+
     # ---------------------------------------------------------------------------------------------
 
     def _run(self, run_id: str) -> Run:
@@ -273,3 +343,69 @@ def _replay(events: list[Event], mode: replay.Mode) -> Replay:
 
 def _deleted(removed: retention.Removed) -> Deleted:
     return Deleted(removed=removed.rows, total=removed.total)
+
+
+# --- the runs page -------------------------------------------------------------------------------
+
+DEFAULT_RUNS_WINDOW = timedelta(days=7)
+MAX_RUNS_WINDOW = timedelta(days=3660)
+MAX_ACTIVITY_BUCKETS = 60
+_BUCKET_STEPS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400, 30 * 86400)
+_FILTER_STATUSES = {s.value for s in Status} - {Status.PENDING.value}
+_MAX_FILTER = 1000  # characters of a filter value or a search
+
+
+def _runs_filters(
+    agent: str | None, status: str | None, user: str | None, conversation: str | None, model: str | None,
+    search: str | None,
+) -> dict[str, str | None]:  # fmt: skip
+    if status == "success":  # the history's word for completed
+        status = Status.COMPLETED.value
+    if status and status not in _FILTER_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(sorted(_FILTER_STATUSES))}")
+    values = {"agent": agent, "status": status, "user": user, "conversation": conversation, "model": model}
+    values["search"] = search.strip() if search else None
+    if any(len(v) > _MAX_FILTER for v in values.values() if v):
+        raise ValueError(f"a filter or a search is at most {_MAX_FILTER} characters")
+    return {k: v or None for k, v in values.items()}
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _runs_window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    until = _aware(until) if until else datetime.now(UTC)
+    since = _aware(since) if since else until - DEFAULT_RUNS_WINDOW
+    if since >= until:
+        raise ValueError("since must be before until")
+    if until - since > MAX_RUNS_WINDOW:
+        raise ValueError(f"a time range is at most {MAX_RUNS_WINDOW.days} days")
+    return since, until
+
+
+def _bucket_seconds(span: timedelta) -> int:
+    """The smallest round bucket that cuts the span into at most MAX_ACTIVITY_BUCKETS."""
+    seconds = span.total_seconds()
+    for step in _BUCKET_STEPS:
+        if seconds / step <= MAX_ACTIVITY_BUCKETS:
+            return step
+    return int(-(-seconds // MAX_ACTIVITY_BUCKETS) // 86400 + 1) * 86400
+
+
+def _run_row(run: Run) -> RunRow:
+    return RunRow(
+        run_id=run.run_id,
+        agent=run.agent_name,
+        status=run.status.value,
+        started_at=run.started_at,
+        duration_ns=run.duration_ns,
+        duration=duration_text(run.duration_ns),
+        node_count=run.node_count,
+        tokens=run.usage.total_tokens,
+        cost_usd=run.cost_usd,
+        input=run.input_preview,
+        output=run.output_preview,
+        user_id=run.user_id,
+        conversation_id=run.conversation_id,
+    )

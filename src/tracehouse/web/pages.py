@@ -1,5 +1,5 @@
-"""The page's routes: runs and agents (placeholders, to be rebuilt on the read service), and
-signing in with an API key.
+"""The page's routes: agents (a placeholder, to be rebuilt on the read service) and signing in
+with an API key; the runs view is :mod:`tracehouse.web.runs_page`.
 
 Who sees what:
 
@@ -36,7 +36,6 @@ router = APIRouter(include_in_schema=False)
 
 _HERE = Path(__file__).parent
 TENANT_COOKIE = "tracehouse_tenant"
-RUNS_SHOWN = 100
 _MAX_FORM_BYTES = 16 << 10
 _MAX_TENANT = 200
 
@@ -142,19 +141,6 @@ def _unavailable(request: Request, viewer: Viewer) -> HTMLResponse:
         title="Store unavailable",
         message="The store cannot be reached right now; what arrives waits in the spool. Try again shortly.",
     )
-
-
-@router.get("/")
-def runs_page(request: Request) -> Response:
-    """The newest runs (placeholder: the history query, until the read service's views)."""
-    viewer = _viewer(request)
-    if isinstance(viewer, Response):
-        return viewer
-    store = request.app.state.writer.store
-    if store is None:
-        return _unavailable(request, viewer)
-    runs = queries.list_runs(store, viewer.tenant, top_level=True, limit=RUNS_SHOWN)
-    return _page(request, viewer, "runs.html", active="runs", runs=runs, limit=RUNS_SHOWN)
 
 
 @router.get("/agents")

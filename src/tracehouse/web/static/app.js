@@ -29,12 +29,13 @@
     );
   }
 
-  // <time data-utc="ISO" title="... UTC">: the text turns local, the title stays UTC.
+  // <time data-utc="ISO" title="... UTC">: the text turns local, the title stays UTC
+  // (data-precision="minute": without the seconds).
   function showLocalTimes(root) {
     root.querySelectorAll("time[data-utc]").forEach(function (el) {
       const text = localTime(el.dataset.utc);
       if (text !== null) {
-        el.textContent = text;
+        el.textContent = el.dataset.precision === "minute" ? text.slice(0, 16) : text;
       }
     });
   }
@@ -47,7 +48,8 @@
     });
   }
 
-  // Follow the live stream and fetch the section again (debounced) when runs start or end.
+  // Follow the live stream and fetch the section again (debounced) when runs start or end, or
+  // when a node of a run shown as running ends.
   // The WebSocket authenticates like the page: by its sign-in cookie, or names the tenant.
   function follow(section) {
     const body = document.body;
@@ -62,6 +64,12 @@
     let delay = 1000;
     let pending = null;
 
+    function runningShown() {
+      const current = document.querySelector(selector);
+      return current !== null && current.dataset.running === "yes";
+    }
+
+    // The same address, so the filters in its query are kept.
     function refresh() {
       pending = null;
       if (window.htmx) {
@@ -86,8 +94,14 @@
         } catch (e) {
           return;
         }
-        if (RUN_EVENTS.has(message.type) && pending === null) {
+        if (pending !== null) {
+          return;
+        }
+        if (RUN_EVENTS.has(message.type)) {
           pending = setTimeout(refresh, 300);
+        } else if (message.type === "node_executed" && runningShown()) {
+          // A run on the page is running: its nodes, tokens and cost change (at most every 2 s).
+          pending = setTimeout(refresh, 2000);
         }
       });
       socket.addEventListener("close", function () {

@@ -182,3 +182,27 @@ def test_a_request_spread_over_too_many_days_keeps_its_latest_days():
     )
     assert "send older data in requests of fewer days" in message
     assert check(traces(*[(NOW - n * DAY, NOW - n * DAY) for n in range(1, 5)]), max_days_per_request=4).rejected == 0
+
+
+def test_the_dropped_attributes_count_saturates_instead_of_overflowing():
+    request = traces((NOW, NOW))
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.dropped_attributes_count = 2**32 - 10
+    for n in range(30):
+        span.attributes.add(key=f"k{n}").value.int_value = n
+    check(request, max_attributes=5)
+    assert span.dropped_attributes_count == 2**32 - 1 and len(span.attributes) == 5
+
+
+def test_json_that_protobuf_cannot_hold_is_a_bad_request():
+    from tracehouse.ingest import otlp
+
+    lone_surrogate = (
+        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"'
+        + b"01" * 16
+        + b'","spanId":"'
+        + b"02" * 8
+        + b'","name":"\\ud800"}]}]}]}'
+    )
+    with pytest.raises(otlp.BadRequest, match="not an OTLP traces request"):
+        otlp.decode(otlp.TRACES, lone_surrogate, otlp.JSON)

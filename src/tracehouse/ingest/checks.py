@@ -49,6 +49,7 @@ DEFAULT_MAX_DAYS_PER_REQUEST = 100
 
 _NS = 1_000_000_000
 _ZERO_TRACE_ID = bytes(16)
+_UINT32_MAX = 2**32 - 1  # the protobuf type of dropped_attributes_count
 _ZERO_SPAN_ID = bytes(8)
 _DAY_NS = 86_400 * _NS
 
@@ -255,7 +256,7 @@ class Checker:
             extra = len(owner.attributes) - cap
             if extra > 0:
                 del owner.attributes[cap:]
-                owner.dropped_attributes_count += extra
+                owner.dropped_attributes_count = min(owner.dropped_attributes_count + extra, _UINT32_MAX)
                 outcome.limit(
                     "attributes", f"a {what} had {cap + extra} attributes, over the limit of {cap}: {extra} dropped"
                 )

@@ -206,3 +206,34 @@ def test_json_that_protobuf_cannot_hold_is_a_bad_request():
     )
     with pytest.raises(otlp.BadRequest, match="not an OTLP traces request"):
         otlp.decode(otlp.TRACES, lone_surrogate, otlp.JSON)
+
+
+@pytest.mark.parametrize("field", ['"kind": Infinity', '"kind": 1e999', '"status": {"code": -Infinity}'])
+def test_json_numbers_no_integer_can_hold_are_a_bad_request(field):
+    from tracehouse.ingest import otlp
+
+    body = (
+        '{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"'
+        + "01" * 16
+        + '","spanId":"'
+        + "02" * 8
+        + '",'
+        + field
+        + "}]}]}]}"
+    ).encode()
+    with pytest.raises(otlp.BadRequest, match="not an OTLP traces request"):
+        otlp.decode(otlp.TRACES, body, otlp.JSON)
+
+
+def test_meaningless_severities_and_retentions_are_read_as_unset():
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from tracehouse.ingest.normalize import Retention, _ttl, normalize_logs
+
+    request = ExportLogsServiceRequest()
+    records = request.resource_logs.add().scope_logs.add().log_records
+    for severity in (-1, 256, 2**31 - 1, 9):
+        records.add(time_unix_nano=NOW, severity_number=severity).body.string_value = "x"
+    stored = normalize_logs(request.resource_logs, tenant="t", retention_for=lambda tenant: Retention())
+    assert [r.severity_number for r in stored] == [0, 0, 0, 9]
+    assert (_ttl("inf", 30), _ttl("nan", 30), _ttl("-inf", 30), _ttl("45", 30)) == (30, 30, 30, 45)

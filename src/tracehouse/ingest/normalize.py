@@ -425,7 +425,7 @@ def _default_retention(tenant: str) -> Retention:
 def _ttl(raw: str, default: int) -> int:
     try:
         days = int(float(raw))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # not a number, or NaN or infinite
         return default
     return min(max(days, 1), MAX_TTL_DAYS)
 
@@ -770,7 +770,8 @@ def normalize_logs(
                         span_id=log.span_id.hex(),
                         trace_flags=log.flags & 0xFF,
                         severity_text=log.severity_text,
-                        severity_number=log.severity_number,
+                        # OTLP's severities are 1-24; any other number means nothing (UNSPECIFIED)
+                        severity_number=log.severity_number if 0 <= log.severity_number <= 24 else 0,
                         service_name=resource.get(semconv.SERVICE_NAME, ""),
                         body=attribute_string(any_value(log.body)),
                         resource_attributes=resource,

@@ -68,8 +68,9 @@ def decode(signal: Signal, body: bytes, content_type: str) -> Message:
             json_format.ParseDict(_ids_to_base64(document), request, ignore_unknown_fields=True)
         except RecursionError:
             raise BadRequest(_TOO_DEEP) from None
-        except (json_format.ParseError, ValueError, TypeError, UnicodeError, SystemError) as exc:
-            # SystemError: protobuf's C parser, handed a string it cannot encode (a lone surrogate)
+        except (json_format.ParseError, ValueError, TypeError, ArithmeticError, UnicodeError, SystemError) as exc:
+            # ArithmeticError: an Infinity where an integer goes; SystemError: protobuf's C parser,
+            # handed a string it cannot encode (a lone surrogate)
             raise BadRequest(f"the JSON body is not an OTLP {signal.name} request: {exc}") from None
         return request
     try:

@@ -211,7 +211,8 @@ def test_the_api_and_the_client_answer_the_same(runs_server):
     assert client.runs(agent="pager", limit=50).more
     activity = client.activity(status="failed", since=NOW - timedelta(hours=1))
     assert isinstance(activity, Activity) and sum(b.failed for b in activity.buckets) == 1
-    assert activity.bucket_seconds == 300 and 12 <= len(activity.buckets) <= 13
+    span = (activity.until - activity.since).total_seconds()  # until is now: later in a long test run
+    assert activity.bucket_seconds == 300 and abs(len(activity.buckets) - span / 300) <= 1.5
     assert [r.run_id for r in Client(runs_server.http, tenant="acme").runs().runs] == ["r-acme"]
     bad = fetch(f"{runs_server.http}/api/v1/runs?status=nope")
     assert bad.status == 422 and "status must be one of" in json.loads(bad.text)["detail"]

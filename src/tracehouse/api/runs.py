@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from tracehouse import replay
 from tracehouse.api.agents import Reads
-from tracehouse.responses import Deleted, Replay, Resume, RetentionSettings
+from tracehouse.responses import Deleted, NodeDetail, Replay, Resume, RetentionSettings, RunTree
 
 router = APIRouter(prefix="/api/v1", tags=["replay"])
 
@@ -69,3 +69,17 @@ def put_retention(settings: RetentionSettings, reads: Reads) -> RetentionSetting
 def cleanup(reads: Reads) -> Deleted:
     """Drops what has outlived its retention now rather than at the next merges (all tenants)."""
     return reads.cleanup()
+
+
+# --- the run page ---
+
+
+@router.get("/runs/{run_id}/tree", response_model=RunTree, summary="A run's nodes, nested, without payloads")
+def run_tree(run_id: str, reads: Reads) -> RunTree:
+    return reads.run_tree(run_id)
+
+
+@router.get("/runs/{run_id}/nodes/{span_id}", response_model=NodeDetail, summary="One node of a run, whole")
+def run_node(run_id: str, span_id: str, reads: Reads) -> NodeDetail:
+    """Its payloads, its messages as chat, its error, and every raw attribute of its span."""
+    return reads.node(run_id, span_id)

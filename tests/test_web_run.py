@@ -194,7 +194,7 @@ def test_replay_and_resume(run_server):
     assert 'class="checkpoint-id">after-search<' in resume.text and "&#34;found&#34;: 1" in resume.text
     assert 'data-copy="#resume-json"' in resume.text
     assert f"client.resume(&#39;{RUN}&#39;, until_checkpoint=&#39;after-search&#39;)" in resume.text
-    assert f"tracehouse.Client(&#34;{run_server.http}&#34;)" in resume.text
+    assert f'tracehouse.Client("{run_server.http}")' in resume.text
     whole = fetch(f"{run_server.http}/runs/{RUN}?view=resume").text
     assert "role-user" in whole and "the whole run" in whole
     nothing = fetch(f"{run_server.http}/runs/{RUN}?view=resume&until_node=ffffffffffffffff")
@@ -250,7 +250,6 @@ def test_the_run_page_in_chromium(browser, run_server):
     failed = browser.one("#run-nodes .node.status-failed")
     assert "search took too long" in failed.text
     assert failed.value_of_css_property("border-left-color") != rows[1].value_of_css_property("border-left-color")
-    browser.screenshot("web-run-tree-empty")
     # Open the LLM call: its messages as a chat, fetched then (the URL says which node).
     rows[1].find_element("css selector", "a.node-link").click()
     browser.wait(lambda: browser.css("#node-detail .chat"), "the chat")

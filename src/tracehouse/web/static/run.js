@@ -7,9 +7,15 @@
     return Array.prototype.slice.call(document.querySelectorAll("#run-nodes [data-node-row]"));
   }
 
+  // The selected node is marked in the tree, and the other view keeps it open.
   function mark(spanId) {
     rows().forEach(function (row) {
       row.classList.toggle("selected", row.dataset.spanId === spanId);
+    });
+    document.querySelectorAll('nav.views a[data-view="tree"], nav.views a[data-view="timeline"]').forEach(function (a) {
+      const url = new URL(a.href, location.href);
+      url.searchParams.set("node", spanId);
+      a.href = url.pathname + url.search;
     });
   }
 

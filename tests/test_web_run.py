@@ -327,3 +327,22 @@ def test_a_running_run_grows_on_the_page_in_chromium(browser, run_server):
     browser.wait(lambda: len(browser.css("#run-nodes [data-node-row]")) > before, "the new nodes")
     browser.wait(lambda: browser.one("#run-summary").get_attribute("data-run-status") == "success", "the end")
     assert browser.driver.execute_script("return window.stillTheSamePage") is True
+
+
+def test_which_conventions_a_span_came_in_follows_its_attribute_names():
+    from tracehouse.store.reads import conventions
+
+    def names(*attributes: str) -> dict[str, list[str]]:
+        return {c.name: c.attributes for c in conventions(list(attributes))}
+
+    assert names(semconv.GEN_AI_OPERATION_NAME, semconv.GEN_AI_INPUT_MESSAGES) == {
+        "otel-genai": [semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_OPERATION_NAME]
+    }
+    pre = names(semconv.GEN_AI_SYSTEM, semconv.GEN_AI_REQUEST_MODEL, semconv.EVENT_GEN_AI_USER_MESSAGE)
+    assert pre == {
+        "otel-genai-pre-1.37": [semconv.GEN_AI_REQUEST_MODEL, semconv.GEN_AI_SYSTEM, semconv.EVENT_GEN_AI_USER_MESSAGE]
+    }
+    assert set(names(semconv.OPENINFERENCE_SPAN_KIND, "llm.input_messages.0.message.role")) == {"openinference"}
+    assert set(names(semconv.TRACELOOP_SPAN_KIND, "gen_ai.prompt.0.content")) == {"openllmetry", "otel-genai-pre-1.37"}
+    assert set(names(semconv.LANGFUSE_OBSERVATION_TYPE, semconv.TRACEHOUSE_RUN_ID)) == {"langfuse", "tracehouse"}
+    assert names("http.method", "custom.thing") == {"plain": []}

@@ -147,6 +147,10 @@ def test_the_tree_shows_nodes_nested_with_a_failed_tool_and_a_sub_agent_run(run_
     # The sub-agent run's page links back to its parent.
     child = fetch(f"{run_server.http}/runs/{SUB}")
     assert child.status == 200 and f'class="parent-run" href="/runs/{RUN}"' in child.text
+    # A long tree shows its first nodes and a link to more.
+    capped = fetch(f"{run_server.http}/runs/{RUN}?shown=2").text
+    assert list(_rows(capped)) == [n.span_id for n in nodes[:2]]
+    assert f'href="/runs/{RUN}?view=tree&shown=502"' in capped and "3 not shown" in capped
     # The timeline: the same nodes as bars on the run's time axis, widths as SVG attributes.
     timeline = fetch(f"{run_server.http}/runs/{RUN}?view=timeline")
     bars = re.findall(r'<rect class="bar type-(\w+) status-(\w+)" x="([\d.]+)" y="1" width="([\d.]+)"', timeline.text)
@@ -249,7 +253,9 @@ def test_the_run_page_in_chromium(browser, run_server):
     assert len(rows) == 5
     failed = browser.one("#run-nodes .node.status-failed")
     assert "search took too long" in failed.text
+    failed_id = failed.get_attribute("data-span-id")
     assert failed.value_of_css_property("border-left-color") != rows[1].value_of_css_property("border-left-color")
+    browser.wait(lambda: browser.driver.execute_script("return !!window.htmx"), "htmx")
     # Open the LLM call: its messages as a chat, fetched then (the URL says which node).
     rows[1].find_element("css selector", "a.node-link").click()
     browser.wait(lambda: browser.css("#node-detail .chat"), "the chat")
@@ -272,9 +278,7 @@ def test_the_run_page_in_chromium(browser, run_server):
         lambda: "error-box" in browser.driver.page_source and browser.css("#node-detail .error-box"), "the error"
     )
     assert "TimeoutError" in browser.text("#node-detail .error-box")
-    assert browser.one("#run-nodes .node.selected").get_attribute("data-span-id") == failed.get_attribute(
-        "data-span-id"
-    )
+    assert browser.one("#run-nodes .node.selected").get_attribute("data-span-id") == failed_id
     body.send_keys("k")
     browser.wait(lambda: browser.css("#node-detail .chat"), "the chat again")
     # Show all of a long payload.
@@ -308,6 +312,8 @@ def test_the_run_page_in_chromium(browser, run_server):
     browser.wait(lambda: browser.driver.execute_script("return document.body.dataset.copied"), "the copy")
     copied = browser.driver.execute_script("return navigator.clipboard.readText()")
     assert json.loads(copied)["checkpoint"]["id"] == "after-search"
+    assert "show all" in browser.text("#run-resume .chat")  # the long answer is cut
+    browser.driver.execute_script("window.scrollTo(0, 0)")
     browser.screenshot("web-run-resume")
 
 

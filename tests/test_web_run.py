@@ -193,6 +193,8 @@ def test_replay_and_resume(run_server):
     transcript = fetch(f"{run_server.http}/runs/{RUN}?view=replay&mode=transcript").text
     assert set(re.findall(r'<li class="event kind-(\w+)', transcript)) == {"message"}
     assert SCRIPT not in full and IMG not in full
+    capped = fetch(f"{run_server.http}/runs/{RUN}?view=replay&shown=2").text
+    assert len(re.findall(r'<li class="event kind-', capped)) == 2 and "not shown)" in capped
     resume = fetch(f"{run_server.http}/runs/{RUN}?view=resume&until_checkpoint=after-search")
     assert resume.status == 200
     assert 'class="checkpoint-id">after-search<' in resume.text and "&#34;found&#34;: 1" in resume.text
@@ -352,3 +354,10 @@ def test_which_conventions_a_span_came_in_follows_its_attribute_names():
     assert set(names(semconv.TRACELOOP_SPAN_KIND, "gen_ai.prompt.0.content")) == {"openllmetry", "otel-genai-pre-1.37"}
     assert set(names(semconv.LANGFUSE_OBSERVATION_TYPE, semconv.TRACEHOUSE_RUN_ID)) == {"langfuse", "tracehouse"}
     assert names("http.method", "custom.thing") == {"plain": []}
+
+
+def test_the_tree_reads_no_payload_column():
+    from tracehouse.store import queries, schema
+
+    assert not set(queries._TREE_NODE_COLUMNS) & schema.PAYLOAD_COLUMNS
+    assert "SpanAttributes" not in queries._TREE_NODE_COLUMNS

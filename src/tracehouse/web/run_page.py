@@ -124,7 +124,10 @@ def run_page(request: Request, run_id: str) -> Response:
                 context["detail_missing"] = selected
     elif view == "replay":
         mode = params.get("mode") if params.get("mode") in ("full", "transcript") else "full"
-        context.update(mode=mode, replay=reads.events(run_id, replay.Mode(mode)))
+        replayed = reads.events(run_id, replay.Mode(mode))
+        context.update(
+            mode=mode, events=replayed.events[:shown], events_more=max(0, len(replayed.events) - shown), replay=replayed
+        )
     else:
         context.update(_resume(reads, run_id, params.get("until_node"), params.get("until_checkpoint")))
     return _page(request, viewer, "run.html", title=f"Run {run_id}", **context)

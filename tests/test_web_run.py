@@ -17,7 +17,7 @@ from serve_helpers import Server
 from test_web import IMG, KEYS, SCRIPT, XSS_INPUT, fetch, send, wait_for_runs
 
 from tracehouse import semconv
-from tracehouse.client import Client
+from tracehouse.client import Client, NotFound
 
 RUN = "run-page-1"
 SUB = "run-page-sub"
@@ -222,6 +222,12 @@ def test_the_read_service_and_the_client_agree(run_server):
     assert [m.role for m in detail.input_messages] == ["system", "user"]
     assert detail.output_messages[0].parts[1].name == "search" and detail.parameters == {"temperature": "0.2"}
     assert detail.attributes[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"
+    sub = client.node(RUN, tree.nodes[4].span_id)  # a sub-agent run's root, a node of its parent
+    assert sub.sub_run_id == SUB and sub.agent == "budget-checker"
+    with pytest.raises(NotFound):
+        client.node(RUN, "ffffffffffffffff")
+    with pytest.raises(NotFound):
+        client.run_tree("run-page-acme")  # another tenant's
 
 
 def test_a_keyed_server_shows_a_run_only_to_its_tenant(tmp_path_factory):

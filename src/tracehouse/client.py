@@ -29,10 +29,12 @@ from tracehouse.responses import (
     Deleted,
     HistoryItem,
     LogsResponse,
+    NodeDetail,
     QuarantinedRecord,
     Replay,
     Resume,
     RetentionSettings,
+    RunTree,
 )
 
 DEFAULT_URL = "http://127.0.0.1:4318"
@@ -228,6 +230,15 @@ class Client:
         params = {"agent": agent, "status": status, "user": user, "conversation": conversation, "model": model}
         params |= {"search": search, "since": since, "until": until}
         return self._call("GET", "/api/v1/activity", responses.Activity, params)
+
+    # --- the run page ---
+
+    def run_tree(self, run_id: str) -> RunTree:
+        return self._call("GET", f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}/tree", RunTree)
+
+    def node(self, run_id: str, span_id: str) -> NodeDetail:
+        path = f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}/nodes/{urllib.parse.quote(span_id, safe='')}"
+        return self._call("GET", path, NodeDetail)
 
 
 def _receive(ws: Any, idle_timeout: float | None) -> Iterator[dict[str, Any]]:

@@ -178,3 +178,130 @@ class Activity(BaseModel):
     until: datetime
     bucket_seconds: int
     buckets: list[ActivityBucket]
+
+
+# --- the run page -----------------------------------------------------------------------------
+
+
+class TreeNode(BaseModel):
+    """One node of a run's tree, without its payloads (``node`` has them)."""
+
+    span_id: str
+    parent_span_id: str
+    depth: int  # 0: the run's root span (or a span whose parent is not in the run)
+    name: str
+    type: str  # llm | tool | agent | step | ...
+    status: str  # success | failed | running | cancelled
+    started_at: datetime
+    offset_ns: int  # from the run's start
+    duration_ns: int
+    duration: str  # "1.5s"
+    model: str
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float
+    error_type: str
+    error_message: str
+    sub_run_id: str  # a sub-agent run's id (this node is its root span), else ""
+    agent: str
+
+
+class RunTree(BaseModel):
+    """A run and its nodes in the order they ran, nested: each parent before its children."""
+
+    run_id: str
+    agent: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    duration_ns: int
+    duration: str
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float
+    parent_run_id: str
+    conversation_id: str
+    trace_id: str
+    input_preview: str
+    output_preview: str
+    error_message: str
+    nodes: list[TreeNode]
+
+
+class ChatPart(BaseModel):
+    type: str  # text | reasoning | tool_call | tool_call_response | other
+    content: str = ""  # text, reasoning, a tool's response, or the part as JSON
+    name: str = ""  # a tool call's tool
+    id: str = ""  # a tool call's id
+    arguments: str = ""  # a tool call's arguments, JSON as sent
+
+
+class ChatMessage(BaseModel):
+    role: str  # system | user | assistant | tool
+    parts: list[ChatPart]
+    finish_reason: str = ""
+
+
+class Convention(BaseModel):
+    name: str  # otel-genai | otel-genai-pre-1.37 | openinference | openllmetry | langfuse | tracehouse | plain
+    label: str
+    attributes: list[str]  # the attribute (or span event) names that show it
+
+
+class ExceptionEvent(BaseModel):
+    type: str
+    message: str
+    stacktrace: str
+    timestamp: datetime
+
+
+class SpanEventItem(BaseModel):
+    timestamp: datetime
+    name: str
+    attributes: dict[str, str]
+
+
+class NodeDetail(BaseModel):
+    """One node with its payloads: the messages of an LLM call, a tool's arguments and result,
+    its error, and how its span was read (conventions, every raw attribute)."""
+
+    run_id: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    type: str
+    status: str
+    started_at: datetime
+    duration_ns: int
+    duration: str
+    operation: str
+    model: str
+    provider: str
+    parameters: dict[str, str]  # the request's parameters (temperature, max_tokens, ...)
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
+    reasoning_tokens: int
+    cost_usd: float
+    input: str
+    output: str
+    input_messages: list[ChatMessage]  # an LLM call's, system instructions first
+    output_messages: list[ChatMessage]
+    tool_name: str
+    tool_call_id: str
+    error_type: str
+    error_message: str
+    exception: ExceptionEvent | None
+    sub_run_id: str
+    agent: str
+    conventions: list[Convention]
+    attributes: dict[str, str]  # every span attribute as sent, payloads included
+    resource_attributes: dict[str, str]
+    events: list[SpanEventItem]
+    scope_name: str
+    span_kind: str
+    otel_status_code: str

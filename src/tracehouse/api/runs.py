@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from tracehouse import replay
 from tracehouse.api.agents import Reads
-from tracehouse.responses import Activity, Deleted, Replay, Resume, RetentionSettings, RunsPage
+from tracehouse.responses import Activity, Deleted, NodeDetail, Replay, Resume, RetentionSettings, RunsPage, RunTree
 from tracehouse.store.reads import MAX_HISTORY_PAGE
 
 router = APIRouter(prefix="/api/v1", tags=["replay"])
@@ -122,3 +122,17 @@ def activity(
         return reads.activity(agent, status, user, conversation, model, search, since, until)
     except ValueError as exc:
         raise _bad_request(exc) from None
+
+
+# --- the run page ---
+
+
+@router.get("/runs/{run_id}/tree", response_model=RunTree, summary="A run's nodes, nested, without payloads")
+def run_tree(run_id: str, reads: Reads) -> RunTree:
+    return reads.run_tree(run_id)
+
+
+@router.get("/runs/{run_id}/nodes/{span_id}", response_model=NodeDetail, summary="One node of a run, whole")
+def run_node(run_id: str, span_id: str, reads: Reads) -> NodeDetail:
+    """Its payloads, its messages as chat, its error, and every raw attribute of its span."""
+    return reads.node(run_id, span_id)

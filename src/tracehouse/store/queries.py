@@ -571,3 +571,42 @@ def run_activity(
         f"FROM {store.table(schema.RUNS)} FINAL WHERE {where} GROUP BY bucket ORDER BY bucket"
     )
     return [tuple(row) for row in store.query(sql, {**params, "bucket": bucket_seconds})]
+
+
+# --- the run page ------------------------------------------------------------------------------
+
+# What a run's tree shows of each node: no payload column, no raw attribute maps.
+_TREE_NODE_COLUMNS = (
+    "TraceId", "SpanId", "ParentSpanId", "SpanName", "Timestamp", "Duration", "StatusMessage", "RunId", "ParentRunId",
+    "RunRoot", "NodeType", "Status", "AgentName", "Model", "InputTokens", "OutputTokens", "CacheReadTokens",
+    "CacheCreationTokens", "ReasoningTokens", "CostUsd", "ErrorType",
+)  # fmt: skip
+# A run still running has no end yet: its spans are read up to this long after its start.
+_RUNNING_WINDOW = timedelta(days=2)
+
+
+def _run_window(run: Run) -> dict[str, Any]:
+    end = run.ended_at or run.started_at
+    if run.status in (Status.RUNNING, Status.PENDING, Status.INCOMPLETE):
+        end = max(end, run.started_at + _RUNNING_WINDOW)
+    return {"start": run.started_at, "end": end}
+
+
+_RUN_AND_SUB_RUN_ROOTS = (
+    "Timestamp BETWEEN {start:DateTime64(9)} AND {end:DateTime64(9)} AND "
+    "(RunId = {run_id:String} OR (RunRoot AND ParentRunId = {run_id:String}))"
+)
+
+
+def run_tree_nodes(store: Any, tenant: str, run: Run) -> list[Node]:
+    """The spans of a run (its root included) and the root spans of its sub-agent runs, in
+    start order, without payloads."""
+    params = {"tenant": tenant, "run_id": run.run_id, **_run_window(run)}
+    return _select_nodes(store, _RUN_AND_SUB_RUN_ROOTS, params, _TREE_NODE_COLUMNS)
+
+
+def run_node(store: Any, tenant: str, run: Run, span_id: str) -> Node | None:
+    """One node of a run's tree, whole: payloads, raw attributes, span events."""
+    params = {"tenant": tenant, "run_id": run.run_id, "span_id": span_id, **_run_window(run)}
+    found = _select_nodes(store, f"SpanId = {{span_id:String}} AND {_RUN_AND_SUB_RUN_ROOTS}", params)
+    return found[0] if found else None

@@ -22,21 +22,27 @@ the same method on the client.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tracehouse import replay
+from tracehouse import replay, semconv
 from tracehouse.model import DEFAULT_TENANT, Event, Node, Run, Status
-from tracehouse.responses import (  # the runs page
+from tracehouse.responses import (
     Activity,
     ActivityBucket,
+    ChatMessage,
+    ChatPart,
     Checkpoint,
+    Convention,
     Deleted,
+    ExceptionEvent,
     HistoryItem,
     LogError,
     LogNode,
     LogsResponse,
     LogSummary,
+    NodeDetail,
     NotFound,
     Replay,
     ReplayEvent,
@@ -44,6 +50,9 @@ from tracehouse.responses import (  # the runs page
     RetentionSettings,
     RunRow,
     RunsPage,
+    RunTree,
+    SpanEventItem,
+    TreeNode,
 )
 from tracehouse.store import Store, queries, retention
 
@@ -254,6 +263,24 @@ class ReadService:
             )
         return Activity(since=since, until=until, bucket_seconds=step, buckets=buckets)
 
+    # --- the run page ----------------------------------------------------------------------------
+
+    def run_tree(self, run_id: str) -> RunTree:
+        """A run and its nodes nested as they ran, without payloads; a sub-agent run is one node
+        (its root span), whose own nodes are in its own tree."""
+        run = queries.run_summary(self.store, self.tenant, run_id)
+        if run is None:
+            raise NotFound(f"run {run_id} not found")
+        return _run_tree(run, queries.run_tree_nodes(self.store, self.tenant, run))
+
+    def node(self, run_id: str, span_id: str) -> NodeDetail:
+        """One node of a run's tree with its payloads, messages and raw attributes."""
+        run = self._run(run_id)
+        found = queries.run_node(self.store, self.tenant, run, span_id)
+        if found is None:
+            raise NotFound(f"node {span_id} not found in run {run_id}")
+        return _node_detail(found, run_id)
+
     # ---------------------------------------------------------------------------------------------
 
     def _run(self, run_id: str) -> Run:
@@ -408,4 +435,322 @@ def _run_row(run: Run) -> RunRow:
         output=run.output_preview,
         user_id=run.user_id,
         conversation_id=run.conversation_id,
+    )
+
+
+# --- the run page --------------------------------------------------------------------------------
+
+
+def _tree_node(node: Node, depth: int, run: Run) -> TreeNode:
+    return TreeNode(
+        span_id=node.span_id,
+        parent_span_id=node.parent_span_id,
+        depth=depth,
+        name=node.name,
+        type=node.type.value,
+        status=_STATUS[node.status],
+        started_at=node.started_at,
+        offset_ns=max(0, int((node.started_at - run.started_at).total_seconds() * 1e9)),
+        duration_ns=node.duration_ns,
+        duration=duration_text(node.duration_ns),
+        model=node.model,
+        input_tokens=node.usage.input_tokens,
+        output_tokens=node.usage.output_tokens,
+        total_tokens=node.usage.total_tokens,
+        cost_usd=node.cost_usd,
+        error_type=node.error_type,
+        error_message=node.status_message,
+        sub_run_id=node.run_id if node.run_root and node.run_id != run.run_id else "",
+        agent=node.agent_name,
+    )
+
+
+def _run_tree(run: Run, nodes: list[Node]) -> RunTree:
+    ids = {n.span_id for n in nodes}
+    children: dict[str, list[Node]] = {}
+    tops: list[Node] = []
+    for node in nodes:  # in start order
+        if node.parent_span_id and node.parent_span_id in ids and node.parent_span_id != node.span_id:
+            children.setdefault(node.parent_span_id, []).append(node)
+        else:
+            tops.append(node)
+    ordered: list[TreeNode] = []
+    seen: set[str] = set()
+    stack = [(n, 0) for n in reversed(tops)]
+    while stack:  # depth first, children in start order
+        node, depth = stack.pop()
+        if node.span_id in seen:
+            continue
+        seen.add(node.span_id)
+        ordered.append(_tree_node(node, depth, run))
+        stack.extend((child, depth + 1) for child in reversed(children.get(node.span_id, [])))
+    return RunTree(
+        run_id=run.run_id,
+        agent=run.agent_name,
+        status=_STATUS[run.status],
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+        duration_ns=run.duration_ns,
+        duration=duration_text(run.duration_ns),
+        input_tokens=run.usage.input_tokens,
+        output_tokens=run.usage.output_tokens,
+        total_tokens=run.usage.total_tokens,
+        cost_usd=run.cost_usd,
+        parent_run_id=run.parent_run_id,
+        conversation_id=run.conversation_id,
+        trace_id=run.trace_id,
+        input_preview=run.input_preview,
+        output_preview=run.output_preview,
+        error_message=run.error_message,
+        nodes=ordered,
+    )
+
+
+def _json_or_none(text: str) -> Any:
+    if not text or text[0] not in "[{":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _chat_part(part: Any) -> ChatPart:
+    if not isinstance(part, dict):
+        return ChatPart(type="text", content=_text(part))
+    kind = part.get("type", "")
+    if kind in ("text", "reasoning", "thinking"):
+        return ChatPart(type="reasoning" if kind != "text" else "text", content=_text(part.get("content", "")))
+    if kind == "tool_call":
+        return ChatPart(
+            type="tool_call", name=_text(part.get("name", "")), id=_text(part.get("id", "")),
+            arguments=_text(part.get("arguments", "")),
+        )  # fmt: skip
+    if kind == "tool_call_response":
+        return ChatPart(
+            type="tool_call_response", id=_text(part.get("id", "")), content=_text(part.get("response", ""))
+        )
+    return ChatPart(type="other", content=_text(part))
+
+
+def _chat_message(message: Any) -> ChatMessage:
+    """A message in the GenAI shape (role, parts) or the OpenAI one (role, content, tool_calls)."""
+    if not isinstance(message, dict):
+        return ChatMessage(role="", parts=[ChatPart(type="text", content=_text(message))])
+    parts: list[ChatPart] = []
+    if isinstance(message.get("parts"), list):
+        parts = [_chat_part(p) for p in message["parts"]]
+    else:
+        content = message.get("content")
+        if isinstance(content, list):
+            parts = [_chat_part(p) for p in content]
+        elif content not in (None, ""):
+            kind = "tool_call_response" if message.get("role") == "tool" else "text"
+            parts = [ChatPart(type=kind, content=_text(content), id=_text(message.get("tool_call_id", "")))]
+        for call in message.get("tool_calls") or []:
+            if isinstance(call, dict):
+                function = call.get("function") if isinstance(call.get("function"), dict) else call
+                parts.append(
+                    ChatPart(
+                        type="tool_call", name=_text(function.get("name", "")), id=_text(call.get("id", "")),
+                        arguments=_text(function.get("arguments", "")),
+                    )
+                )  # fmt: skip
+    finish = message.get("finish_reason") or ""
+    return ChatMessage(role=_text(message.get("role", "")), parts=parts, finish_reason=_text(finish))
+
+
+def _chat(text: str) -> list[ChatMessage]:
+    found = _json_or_none(text)
+    if isinstance(found, dict):
+        found = found.get("messages", [found]) if "role" in found or "messages" in found else None
+    if not isinstance(found, list):
+        return []
+    return [_chat_message(m) for m in found]
+
+
+def _system(text: str) -> list[ChatMessage]:
+    if not text:
+        return []
+    found = _json_or_none(text)
+    parts = [_chat_part(p) for p in found] if isinstance(found, list) else [ChatPart(type="text", content=text)]
+    return [ChatMessage(role="system", parts=parts)]
+
+
+_GENAI_CURRENT = frozenset(
+    {
+        semconv.GEN_AI_PROVIDER_NAME,
+        semconv.GEN_AI_INPUT_MESSAGES,
+        semconv.GEN_AI_OUTPUT_MESSAGES,
+        semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
+        semconv.GEN_AI_TOOL_CALL_ARGUMENTS,
+        semconv.GEN_AI_TOOL_CALL_RESULT,
+        semconv.GEN_AI_TOOL_DEFINITIONS,
+        semconv.EVENT_GEN_AI_INFERENCE_DETAILS,
+    }
+)
+_GENAI_PRE_137 = frozenset(
+    {
+        semconv.GEN_AI_SYSTEM,
+        semconv.GEN_AI_USAGE_PROMPT_TOKENS,
+        semconv.GEN_AI_USAGE_COMPLETION_TOKENS,
+        semconv.GEN_AI_PROMPT,
+        semconv.GEN_AI_COMPLETION,
+        semconv.EVENT_GEN_AI_SYSTEM_MESSAGE,
+        semconv.EVENT_GEN_AI_USER_MESSAGE,
+        semconv.EVENT_GEN_AI_ASSISTANT_MESSAGE,
+        semconv.EVENT_GEN_AI_TOOL_MESSAGE,
+        semconv.EVENT_GEN_AI_CHOICE,
+    }
+)
+_OPENINFERENCE = frozenset(
+    {
+        semconv.OPENINFERENCE_SPAN_KIND,
+        semconv.OI_INPUT_VALUE,
+        semconv.OI_OUTPUT_VALUE,
+        semconv.OI_LLM_MODEL_NAME,
+        semconv.OI_LLM_INVOCATION_PARAMETERS,
+        semconv.OI_LLM_TOKEN_COUNT_PROMPT,
+        semconv.OI_LLM_TOKEN_COUNT_COMPLETION,
+        semconv.OI_LLM_TOKEN_COUNT_TOTAL,
+        semconv.OI_TOOL_PARAMETERS,
+    }
+)
+_OPENINFERENCE_PREFIXES = (
+    semconv.OI_LLM_INPUT_MESSAGES + ".",
+    semconv.OI_LLM_OUTPUT_MESSAGES + ".",
+    "llm.token_count.",
+)
+_OPENLLMETRY = frozenset(
+    {
+        semconv.LLM_REQUEST_TYPE,
+        semconv.LLM_USAGE_TOTAL_TOKENS,
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_TRACELOOP,
+        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_TRACELOOP,
+        semconv.GEN_AI_USAGE_REASONING_TOKENS_TRACELOOP,
+    }
+)
+_CONVENTION_LABELS = {
+    "otel-genai": "OpenTelemetry GenAI (current names)",
+    "otel-genai-pre-1.37": "OpenTelemetry GenAI (names before 1.37)",
+    "openinference": "OpenInference",
+    "openllmetry": "OpenLLMetry (Traceloop)",
+    "langfuse": "Langfuse",
+    "tracehouse": "tracehouse",
+    "plain": "plain OpenTelemetry (no AI convention)",
+}
+
+
+def conventions(names: list[str]) -> list[Convention]:
+    """Which conventions a span came in, from the attribute (and span event) names it carried."""
+    found: dict[str, list[str]] = {}
+
+    def add(convention: str, name: str) -> None:
+        found.setdefault(convention, []).append(name)
+
+    flattened = (semconv.GEN_AI_PROMPT + ".", semconv.GEN_AI_COMPLETION + ".")
+    for name in sorted(set(names)):
+        if name.startswith("langfuse."):
+            add("langfuse", name)
+        elif name.startswith("traceloop.") or name in _OPENLLMETRY:
+            add("openllmetry", name)
+        elif name.startswith(flattened):  # Traceloop's flattened prompts, in the earlier GenAI names
+            add("openllmetry", name)
+            add("otel-genai-pre-1.37", name)
+        elif name in _GENAI_PRE_137:
+            add("otel-genai-pre-1.37", name)
+        elif name in _GENAI_CURRENT:
+            add("otel-genai", name)
+        elif name in _OPENINFERENCE or name.startswith(_OPENINFERENCE_PREFIXES):
+            add("openinference", name)
+        elif name.startswith("tracehouse."):
+            add("tracehouse", name)
+    # The names both GenAI releases share (gen_ai.operation.name, gen_ai.request.model, ...) count
+    # for the current one unless the span used an earlier name.
+    shared = [n for n in sorted(set(names)) if n.startswith("gen_ai.") and not any(n in v for v in found.values())]
+    if shared and "otel-genai-pre-1.37" not in found:
+        found.setdefault("otel-genai", []).extend(shared)
+    elif shared:
+        found["otel-genai-pre-1.37"].extend(shared)
+    if not found:
+        found["plain"] = []
+    order = list(_CONVENTION_LABELS)
+    return [
+        Convention(name=name, label=_CONVENTION_LABELS[name], attributes=sorted(attrs))
+        for name, attrs in sorted(found.items(), key=lambda item: order.index(item[0]))
+    ]
+
+
+_TOOL_NAME_KEYS = (semconv.GEN_AI_TOOL_NAME, semconv.OI_TOOL_NAME, semconv.TRACELOOP_ENTITY_NAME)
+_TOOL_CALL_ID_KEYS = (semconv.GEN_AI_TOOL_CALL_ID, semconv.OI_TOOL_CALL_ID)
+_PARAMETER_PREFIX = "gen_ai.request."
+
+
+def _node_detail(node: Node, run_id: str) -> NodeDetail:
+    attributes = {**node.attributes, **node.payload_attributes}
+    exception = next((e for e in node.events if e.name == semconv.EXCEPTION_EVENT), None)
+    parameters = {
+        k.removeprefix(_PARAMETER_PREFIX): v
+        for k, v in sorted(attributes.items())
+        if k.startswith(_PARAMETER_PREFIX) and k != semconv.GEN_AI_REQUEST_MODEL
+    }
+    for key in (semconv.OI_LLM_INVOCATION_PARAMETERS, semconv.LANGFUSE_OBSERVATION_MODEL_PARAMETERS):
+        if key in attributes:
+            parameters[key] = attributes[key]
+    llm = node.type.value == "llm"
+    is_tool = node.type.value == "tool"
+    return NodeDetail(
+        run_id=node.run_id or run_id,
+        trace_id=node.trace_id,
+        span_id=node.span_id,
+        parent_span_id=node.parent_span_id,
+        name=node.name,
+        type=node.type.value,
+        status=_STATUS[node.status],
+        started_at=node.started_at,
+        duration_ns=node.duration_ns,
+        duration=duration_text(node.duration_ns),
+        operation=node.operation,
+        model=node.model,
+        provider=node.provider,
+        parameters=parameters,
+        input_tokens=node.usage.input_tokens,
+        output_tokens=node.usage.output_tokens,
+        cache_read_tokens=node.usage.cache_read_tokens,
+        cache_creation_tokens=node.usage.cache_creation_tokens,
+        reasoning_tokens=node.usage.reasoning_tokens,
+        cost_usd=node.cost_usd,
+        input=node.input,
+        output=node.output,
+        input_messages=(_system(attributes.get(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, "")) + _chat(node.input))
+        if llm
+        else [],
+        output_messages=_chat(node.output) if llm else [],
+        tool_name=next((attributes[k] for k in _TOOL_NAME_KEYS if attributes.get(k)), "") if is_tool else "",
+        tool_call_id=next((attributes[k] for k in _TOOL_CALL_ID_KEYS if attributes.get(k)), "") if is_tool else "",
+        error_type=node.error_type,
+        error_message=node.status_message,
+        exception=ExceptionEvent(
+            type=exception.attributes.get(semconv.EXCEPTION_TYPE, ""),
+            message=exception.attributes.get(semconv.EXCEPTION_MESSAGE, ""),
+            stacktrace=exception.attributes.get(semconv.EXCEPTION_STACKTRACE, ""),
+            timestamp=exception.timestamp,
+        )
+        if exception
+        else None,
+        sub_run_id=node.run_id if node.run_root and node.run_id != run_id else "",
+        agent=node.agent_name,
+        conventions=conventions([*attributes, *(e.name for e in node.events)]),
+        attributes=dict(sorted(attributes.items())),
+        resource_attributes=dict(sorted(node.resource_attributes.items())),
+        events=[SpanEventItem(timestamp=e.timestamp, name=e.name, attributes=e.attributes) for e in node.events],
+        scope_name=node.scope_name,
+        span_kind=node.span_kind,
+        otel_status_code=node.otel_status_code,
     )

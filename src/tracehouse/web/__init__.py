@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tracehouse.web.pages import router
+from tracehouse.web.run_page import router as run_router
 from tracehouse.web.runs_page import router as runs_router
 from tracehouse.web.security import SecurityHeaders
 
@@ -28,5 +29,6 @@ def install(app: FastAPI) -> None:
     FastAPI's own API docs pages, which load their scripts from elsewhere)."""
     app.include_router(router)
     app.include_router(runs_router)
+    app.include_router(run_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders, skip=tuple(p for p in (app.docs_url, app.redoc_url) if p))

@@ -7,6 +7,7 @@ import html
 import json
 import re
 import signal
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -257,13 +258,15 @@ def test_the_run_page_in_chromium(browser, run_server):
 
     browser.open(f"{run_server.http}/runs/{RUN}")
     assert browser.driver.title == f"Run {RUN} · tracehouse"
-    rows = browser.wait(lambda: browser.css("#run-nodes [data-node-row]"), "the tree")
+    browser.wait(lambda: browser.driver.execute_script("return !!window.htmx"), "htmx")
+    browser.wait(lambda: browser.css("#run-nodes [data-node-row]"), "the tree")
+    time.sleep(1.5)  # the live stream's first refresh of the tree (debounced) has come and gone
+    rows = browser.css("#run-nodes [data-node-row]")
     assert len(rows) == 5
     failed = browser.one("#run-nodes .node.status-failed")
     assert "search took too long" in failed.text
     failed_id = failed.get_attribute("data-span-id")
     assert failed.value_of_css_property("border-left-color") != rows[1].value_of_css_property("border-left-color")
-    browser.wait(lambda: browser.driver.execute_script("return !!window.htmx"), "htmx")
     # Open the LLM call: its messages as a chat, fetched then (the URL says which node).
     rows[1].find_element("css selector", "a.node-link").click()
     browser.wait(lambda: browser.css("#node-detail .chat"), "the chat")

@@ -209,3 +209,59 @@ def test_with_api_keys_another_tenants_data_is_not_found(server):
     ):
         assert fetch(f"{srv.http}{path}", headers=acme).status == 404, path
     assert Client(srv.http, api_key="k2").compare(theirs.run_id, theirs.run_id).same == 0
+
+
+# --- in Chromium ----------------------------------------------------------------------------------
+
+
+def test_comparing_two_runs_in_chromium(browser, data):
+    srv, runs = data
+    browser.open(f"{srv.http}/compare")
+    browser.one("#a").send_keys(runs["first"])
+    browser.one("#b").send_keys(runs["second"] + "\n")
+    browser.one("#compare-steps")
+    assert browser.driver.title == "Compare runs · tracehouse"
+    assert [row.get_attribute("data-change") for row in browser.css("#compare-steps tbody tr")] == [
+        "changed", "changed", "only_b", "only_b", "changed",
+    ]  # fmt: skip
+    assert "2 only in B" in browser.text("#compare-summary")
+    assert browser.one("#tokens-delta").text.startswith("+")
+    # What differs is open; markup in an answer is text, and ran nothing.
+    opened = browser.css("#compare-steps details.diff[open] pre")
+    assert opened and any(MARKUP in pre.text for pre in opened)
+    assert browser.driver.execute_script("return document.querySelectorAll('main script').length") == 0
+    browser.screenshot("web-compare")
+    browser.one(f'#compare-totals a[href="/runs/{runs["second"]}"]')
+
+
+def test_an_agent_page_in_chromium(browser, data):
+    srv, runs = data
+    browser.open(f"{srv.http}/agents")
+    browser.one('a[href="/agents/support"]').click()
+    browser.wait(lambda: browser.driver.title == "Agent support · tracehouse", "the agent page")
+    assert len(browser.css(".chart svg")) == 4
+    bars = browser.css(".chart rect")
+    assert bars and all(float(bar.get_attribute("height")) > 0 for bar in bars)
+    # The stylesheet colours the charts (no style attributes: the CSP would refuse them).
+    assert browser.one(".chart rect.s-completed").value_of_css_property("fill") not in ("", "none", "rgb(0, 0, 0)")
+    assert "execute_tool notify" in browser.text("#failing-nodes")
+    assert "gpt-4o-mini" in browser.text("#models")
+    browser.screenshot("web-agent")
+    browser.one(f'#agent-runs a[href="/runs/{runs["first"]}"]')
+
+
+def test_a_conversation_in_chromium(browser, data):
+    srv, runs = data
+    browser.open(f"{srv.http}/conversations/{CONVERSATION}")
+    turns = browser.wait(lambda: browser.css("article.turn"), "the runs of the conversation")
+    assert [t.get_attribute("data-run-id") for t in turns] == [runs["first"], runs["second"]]
+    user = browser.one(".msg.role-user")
+    assert user.text.endswith("Where is order 1?")
+    assistant = browser.css(".msg.role-assistant .bubble")
+    assert any(MARKUP in a.text for a in assistant)
+    assert browser.driver.execute_script("return document.querySelectorAll('main script').length") == 0
+    # The user's messages sit on the right, the assistant's on the left.
+    assert user.location["x"] > browser.css(".msg.role-assistant")[0].location["x"]
+    assert browser.one(".msg.tool-call").text.count("lookup_order") >= 1
+    browser.screenshot("web-conversation")
+    browser.one(f'article.turn a[href="/runs/{runs["second"]}"]')

@@ -16,6 +16,8 @@ from test_web import KEYS, fetch, wait_for_runs
 import tracehouse
 from tracehouse.client import Client
 from tracehouse.client import NotFound as ClientNotFound
+from tracehouse.responses import CompareStep
+from tracehouse.store.reads import _align
 
 CONVERSATION = "conv-web-1"
 MARKUP = "<script>alert(1)</script>"
@@ -74,6 +76,32 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dic
         srv.stop(signal.SIGKILL)
 
 
+def _step(kind: str, name: str, output: str = "", model: str = "") -> CompareStep:
+    return CompareStep(
+        span_id=f"{name}-{output}", type=kind, name=name, status="success", model=model, input="", output=output,
+        input_tokens=0, output_tokens=0, cost_usd=0.0, duration_ns=1, duration="0.001s", error_message="",
+    )  # fmt: skip
+
+
+def test_steps_align_on_their_longest_common_sequence():
+    a = [_step("llm", "chat gpt-4o", model="gpt-4o"), _step("tool", "search", "x"), _step("tool", "fetch")]
+    b = [
+        _step("llm", "chat o3", model="o3"),
+        _step("tool", "browse"),
+        _step("tool", "search", "y"),
+        _step("llm", "chat o3"),
+    ]
+    rows = [(r.change, r.a and r.a.name, r.b and r.b.name, r.differences) for r in _align(a, b)]
+    assert rows == [
+        ("changed", "chat gpt-4o", "chat o3", ["model"]),  # model calls align by operation
+        ("only_b", None, "browse", []),
+        ("changed", "search", "search", ["output"]),
+        ("only_a", "fetch", None, []),
+        ("only_b", None, "chat o3", []),
+    ]
+    assert [r.change for r in _align(a, a)] == ["same"] * 3 and _align([], []) == []
+
+
 def _text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
@@ -93,6 +121,7 @@ def test_a_conversation_is_one_transcript_of_its_runs(data):
     assert text.index("Where is order 1?") < text.index("lookup_order") < text.index("And order 2?")
     assert "Order 2 was delivered." in text
     assert MARKUP not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert f'href="/compare?a={runs["first"]}&amp;b={runs["second"]}"' in page.text
 
     assert fetch(f"{srv.http}/conversations/no-such-conversation").status == 404
     assert fetch(f"{srv.http}/conversations/conv-acme").status == 404  # another tenant's

@@ -95,7 +95,7 @@ def agent_page(request: Request, name: str) -> Response:
         Chart.bars("Tokens", labels, [[p.tokens] for p in periods], ("tokens",), _count),
         Chart.bars("Cost", labels, [[p.cost_usd] for p in periods], ("cost",), lambda v: f"${v:.4f}"),
     ]
-    return _page(request, viewer, "agent.html", active="agents", agent=agent, charts=charts)
+    return _page(request, viewer, "agent_page.html", active="agents", agent=agent, charts=charts)
 
 
 @router.get("/compare")

@@ -174,6 +174,7 @@ def test_two_runs_compared_step_by_step(data):
     changes = re.findall(r'data-change="(\w+)"', page.text)
     assert changes.count("only_b") == 2  # refund and notify
     assert "only_a" not in changes and "changed" in changes
+    assert "B − A: +30 tokens" in page.text  # the first model call: 60+10 against 30+10
     assert f'href="/runs/{a}"' in page.text and f'href="/runs/{b}"' in page.text
     assert MARKUP not in page.text
 

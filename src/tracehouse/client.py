@@ -26,6 +26,9 @@ from pydantic import TypeAdapter
 
 from tracehouse import responses
 from tracehouse.responses import (
+    AgentOverview,
+    Comparison,
+    Conversation,
     Deleted,
     HistoryItem,
     LogsResponse,
@@ -134,14 +137,23 @@ class Client:
         return self._call("GET", "/api/v1/stats", list[dict], {"group_by": group_by, "since": since, "until": until})
 
     def usage(
-        self, by: str = "model", since: datetime | str | None = None, until: datetime | str | None = None
+        self,
+        by: str = "model",
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        agent: str | None = None,
     ) -> list[dict[str, Any]]:
-        return self._call("GET", "/api/v1/usage", list[dict], {"by": by, "since": since, "until": until})
+        params = {"by": by, "since": since, "until": until, "agent": agent}
+        return self._call("GET", "/api/v1/usage", list[dict], params)
 
     def node_performance(
-        self, limit: int = 20, since: datetime | str | None = None, until: datetime | str | None = None
+        self,
+        limit: int = 20,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        agent: str | None = None,
     ) -> list[dict[str, Any]]:
-        params = {"limit": limit, "since": since, "until": until}
+        params = {"limit": limit, "since": since, "until": until, "agent": agent}
         return self._call("GET", "/api/v1/nodes/performance", list[dict], params)
 
     def delete_run(self, run_id: str) -> Deleted:
@@ -164,6 +176,24 @@ class Client:
     def cleanup(self) -> Deleted:
         """Apply retention now instead of at the next merges; says what was removed."""
         return self._call("POST", "/api/v1/retention/cleanup", Deleted)
+
+    # --- conversation, agent and compare pages ---
+
+    def conversation_runs(self, conversation_id: str, mode: str = "full") -> Conversation:
+        path = f"/api/v1/conversations/{urllib.parse.quote(conversation_id, safe='')}/runs"
+        return self._call("GET", path, Conversation, {"mode": mode})
+
+    def agent(
+        self, name: str, since: datetime | str | None = None, until: datetime | str | None = None
+    ) -> AgentOverview:
+        path = f"/api/v1/agents/{urllib.parse.quote(name, safe='')}/overview"
+        return self._call("GET", path, AgentOverview, {"since": since, "until": until})
+
+    def compare(self, a: str, b: str) -> Comparison:
+        """Two runs' steps aligned side by side, with what differs."""
+        return self._call("GET", "/api/v1/compare", Comparison, {"a": a, "b": b})
+
+    # ---------------------------------------------------------------------------------------------
 
     def quarantined(self) -> list[QuarantinedRecord]:
         """Requests the store refused for their data, kept until retried or dropped."""

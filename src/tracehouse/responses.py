@@ -305,3 +305,123 @@ class NodeDetail(BaseModel):
     scope_name: str
     span_kind: str
     otel_status_code: str
+
+
+# --- conversation, agent and compare pages ------------------------------------------------------
+
+
+class ConversationRun(BaseModel):
+    """One run of a conversation, with its events (the replay of that run)."""
+
+    run: HistoryItem
+    events: list[ReplayEvent]
+
+
+class Conversation(BaseModel):
+    conversation_id: str
+    mode: str
+    runs: list[ConversationRun]  # oldest first
+
+
+class AgentPeriod(BaseModel):
+    """An agent's runs started in one hour or day."""
+
+    start: datetime  # UTC
+    runs: int
+    completed: int
+    failed: int
+    p50_seconds: float  # of the runs that finished in the period (0: none did)
+    p95_seconds: float
+    tokens: int
+    cost_usd: float
+
+
+class NodePerformance(BaseModel):
+    name: str
+    type: str
+    executions: int
+    failures: int
+    failure_rate: float
+    p50_seconds: float
+    p95_seconds: float
+
+
+class ModelUsage(BaseModel):
+    model: str
+    llm_calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class AgentOverview(BaseModel):
+    agent: str
+    runs: int
+    completed: int
+    failed: int
+    incomplete: int
+    running: int
+    success_rate: float  # completed out of the runs no longer running
+    p50_seconds: float
+    p95_seconds: float
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    bucket: str  # hour | day: the length of each period of the timeline
+    timeline: list[AgentPeriod]  # oldest first
+    slowest_nodes: list[NodePerformance]  # by p95
+    failing_nodes: list[NodePerformance]  # by failures, only nodes that failed
+    models: list[ModelUsage]  # most expensive first
+    recent_runs: list[HistoryItem]  # newest first
+
+
+class CompareStep(BaseModel):
+    """One node of a run as the comparison shows it."""
+
+    span_id: str
+    type: str
+    name: str
+    status: str
+    model: str
+    input: str  # messages sent, tool arguments
+    output: str  # the answer, tool result
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    duration_ns: int
+    duration: str
+    error_message: str
+
+
+class CompareRow(BaseModel):
+    """A row of the aligned steps: a step of both runs (same type and name), or of one only."""
+
+    change: str  # same | changed | only_a | only_b
+    a: CompareStep | None
+    b: CompareStep | None
+    differences: list[str]  # of a changed row: input, output, model, status, tokens, cost
+
+
+class CompareRun(BaseModel):
+    run_id: str
+    agent: str
+    status: str
+    started_at: datetime
+    duration_ns: int
+    duration: str
+    input: str
+    output: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    steps: int
+
+
+class Comparison(BaseModel):
+    a: CompareRun
+    b: CompareRun
+    rows: list[CompareRow]  # a's and b's steps in order, aligned by (type, name)
+    same: int
+    changed: int
+    only_a: int
+    only_b: int

@@ -11,6 +11,7 @@ from tracehouse import __version__
 from tracehouse.api.agents import router as agents_router
 from tracehouse.api.live import LiveHub
 from tracehouse.api.live import router as live_router
+from tracehouse.api.more import router as more_router
 from tracehouse.api.quarantine import router as quarantine_router
 from tracehouse.api.runs import router as runs_router
 from tracehouse.api.stats import router as stats_router
@@ -29,6 +30,7 @@ def create_app(receiver: Receiver, writer: Writer) -> FastAPI:
     app.include_router(agents_router)
     app.include_router(runs_router)
     app.include_router(stats_router)
+    app.include_router(more_router)
     app.include_router(quarantine_router)
     app.state.live = LiveHub()
     writer.listeners.append(app.state.live.publish)

@@ -34,12 +34,13 @@ def usage(
     by: Literal["model", "provider", "agent", "user", "run"] = "model",
     since: datetime | None = None,
     until: datetime | None = None,
+    agent: str | None = Query(None, description="only the LLM calls of this agent's runs"),
     *,
     reads: Reads,
 ) -> list[dict[str, Any]]:
     """Per group: llm_calls, input_tokens, output_tokens, cache_read_tokens, reasoning_tokens,
     cost_usd; most expensive first."""
-    return reads.usage(by, since, until)
+    return reads.usage(by, since, until, agent)
 
 
 @router.get("/nodes/performance", summary="The slowest and most failing nodes")
@@ -47,9 +48,10 @@ def node_performance(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = Query(20, ge=1, le=MAX_NODE_PERFORMANCE_ROWS),
+    agent: str | None = Query(None, description="only the nodes of this agent's runs"),
     *,
     reads: Reads,
 ) -> list[dict[str, Any]]:
     """Per node name and type: executions, failures, failure_rate, p50_seconds, p95_seconds;
     slowest (p95) first."""
-    return reads.node_performance(limit, since, until)
+    return reads.node_performance(limit, since, until, agent)

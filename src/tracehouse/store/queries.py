@@ -437,12 +437,20 @@ def stats(
 
 
 def usage(
-    store: Any, tenant: str, *, by: str = "model", since: datetime | None = None, until: datetime | None = None
+    store: Any,
+    tenant: str,
+    *,
+    by: str = "model",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    agent: str | None = None,
 ) -> list[dict[str, Any]]:
-    """LLM usage (calls, tokens, cost) grouped by model, provider, agent, user or run."""
+    """LLM usage (calls, tokens, cost) grouped by model, provider, agent, user or run; of one
+    agent's runs only with ``agent``."""
     if by not in _USAGE_GROUPS:
         raise ValueError(f"by must be one of {', '.join(_USAGE_GROUPS)}")
     window, params = _window(since, until, "s.Timestamp")
+    window += _of_agent(store, agent, "s.RunId", params)
     join = ""
     if by in _USAGE_BY_RUN:
         join = f"""
@@ -460,11 +468,18 @@ def usage(
 
 
 def node_performance(
-    store: Any, tenant: str, *, since: datetime | None = None, until: datetime | None = None, limit: int = 20
+    store: Any,
+    tenant: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 20,
+    agent: str | None = None,
 ) -> list[dict[str, Any]]:
     """Nodes by name and type: how often they ran, how slow (p50/p95) and how often they failed,
-    slowest first."""
+    slowest first; of one agent's runs only with ``agent``."""
     window, params = _window(since, until, "Timestamp")
+    window += _of_agent(store, agent, "RunId", params)
     sql = f"""
         SELECT SpanName AS name, NodeType AS type, count() AS executions,
                countIf(Status = '{Status.FAILED.value}') AS failures, failures / executions AS failure_rate,
@@ -610,3 +625,62 @@ def run_node(store: Any, tenant: str, run: Run, span_id: str) -> Node | None:
     params = {"tenant": tenant, "run_id": run.run_id, "span_id": span_id, **_run_window(run)}
     found = _select_nodes(store, f"SpanId = {{span_id:String}} AND {_RUN_AND_SUB_RUN_ROOTS}", params)
     return found[0] if found else None
+
+
+# --- conversation, agent and compare pages ---
+
+
+def _of_agent(store: Any, agent: str | None, column: str, params: dict[str, Any]) -> str:
+    """The filter keeping the spans of one agent's runs (only a run's root span names its agent,
+    so the runs table says which runs are the agent's), its value added to ``params``."""
+    if agent is None:
+        return ""
+    params["agent"] = agent
+    return (
+        f" AND {column} IN (SELECT RunId FROM {store.table(schema.RUNS)} FINAL "
+        "WHERE Tenant = {tenant:String} AND AgentName = {agent:String})"
+    )
+
+
+# How the timeline of an agent buckets its runs (a fixed choice, never a value from a request).
+_BUCKETS = {"hour": "toStartOfHour(StartedAt)", "day": "toStartOfDay(StartedAt)"}
+
+
+def agent_timeline(
+    store: Any,
+    tenant: str,
+    agent: str,
+    *,
+    bucket: str = "day",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """One agent's runs per hour or day (by start): runs, completed, failed, p50/p95 seconds of
+    the finished ones, tokens and cost; oldest first."""
+    if bucket not in _BUCKETS:
+        raise ValueError(f"bucket must be one of {', '.join(_BUCKETS)}")
+    window, params = _window(since, until, "StartedAt")
+    finished = f"Status IN ('{Status.COMPLETED.value}', '{Status.FAILED.value}', '{Status.CANCELLED.value}')"
+    sql = f"""
+        SELECT {_BUCKETS[bucket]} AS start, count() AS runs,
+               countIf(Status = '{Status.COMPLETED.value}') AS completed,
+               countIf(Status = '{Status.FAILED.value}') AS failed,
+               quantileIf(0.5)(DurationNs, {finished}) / 1e9 AS p50_seconds,
+               quantileIf(0.95)(DurationNs, {finished}) / 1e9 AS p95_seconds,
+               sum(InputTokens) + sum(OutputTokens) AS tokens, sum(CostUsd) AS cost_usd
+        FROM {store.table(schema.RUNS)} FINAL
+        WHERE Tenant = {{tenant:String}} AND AgentName = {{agent:String}}{window}
+        GROUP BY start ORDER BY start
+    """
+    return _dicts(store, sql, {"tenant": tenant, "agent": agent, **params})
+
+
+def conversation_runs(store: Any, tenant: str, conversation_id: str, limit: int = 1000) -> list[Run]:
+    """The runs of a conversation, oldest first (summary columns only)."""
+    sql = (
+        f"SELECT {', '.join(_RUN_LIST_COLUMNS)} FROM {store.table(schema.RUNS)} FINAL "
+        "WHERE Tenant = {tenant:String} AND ConversationId = {conversation_id:String} "
+        "ORDER BY StartedAt, RunId LIMIT {limit:UInt32}"
+    )
+    params = {"tenant": tenant, "conversation_id": conversation_id, "limit": limit}
+    return [_run(row) for row in store.query(sql, params)]

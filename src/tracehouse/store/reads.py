@@ -22,19 +22,29 @@ the same method on the client.
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tracehouse import replay, semconv
-from tracehouse.model import DEFAULT_TENANT, Event, Node, Run, Status
+from tracehouse.model import DEFAULT_TENANT, Event, Node, NodeType, Run, Status
 from tracehouse.responses import (
     Activity,
     ActivityBucket,
+    AgentOverview,
+    AgentPeriod,
     ChatMessage,
     ChatPart,
     Checkpoint,
+    CompareRow,
+    CompareRun,
+    CompareStep,
+    Comparison,
     Convention,
+    Conversation,
+    ConversationRun,
     Deleted,
     ExceptionEvent,
     HistoryItem,
@@ -42,7 +52,9 @@ from tracehouse.responses import (
     LogNode,
     LogsResponse,
     LogSummary,
+    ModelUsage,
     NodeDetail,
+    NodePerformance,
     NotFound,
     Replay,
     ReplayEvent,
@@ -57,6 +69,10 @@ from tracehouse.responses import (
 from tracehouse.store import Store, queries, retention
 
 __all__ = ["MAX_HISTORY_PAGE", "MAX_NODE_PERFORMANCE_ROWS", "NotFound", "ReadService", "duration_text"]
+
+MAX_CONVERSATION_RUNS = 1000  # runs of one conversation shown
+AGENT_NODES_SHOWN = 10  # slowest and most failing nodes of an agent
+AGENT_RUNS_SHOWN = 20  # an agent's latest runs
 
 MAX_HISTORY_PAGE = 1000  # runs in one page of the history
 MAX_NODE_PERFORMANCE_ROWS = 500
@@ -153,18 +169,20 @@ class ReadService:
         return queries.stats(self.store, self.tenant, group_by=group_by, since=since, until=until)
 
     def usage(
-        self, by: str = "model", since: datetime | None = None, until: datetime | None = None
+        self, by: str = "model", since: datetime | None = None, until: datetime | None = None, agent: str | None = None
     ) -> list[dict[str, Any]]:
-        """LLM usage per model, provider, agent, user or run; most expensive first."""
-        return queries.usage(self.store, self.tenant, by=by, since=since, until=until)
+        """LLM usage per model, provider, agent, user or run (of one agent's runs, or all); most
+        expensive first."""
+        return queries.usage(self.store, self.tenant, by=by, since=since, until=until, agent=agent)
 
     def node_performance(
-        self, limit: int = 20, since: datetime | None = None, until: datetime | None = None
+        self, limit: int = 20, since: datetime | None = None, until: datetime | None = None, agent: str | None = None
     ) -> list[dict[str, Any]]:
-        """The slowest (p95) nodes by name and type, with how often they failed."""
+        """The slowest (p95) nodes by name and type (of one agent's runs, or all), with how often
+        they failed."""
         if not 1 <= limit <= MAX_NODE_PERFORMANCE_ROWS:
             raise ValueError(f"limit must be 1 to {MAX_NODE_PERFORMANCE_ROWS}")
-        return queries.node_performance(self.store, self.tenant, since=since, until=until, limit=limit)
+        return queries.node_performance(self.store, self.tenant, since=since, until=until, limit=limit, agent=agent)
 
     # --- deletion and retention ------------------------------------------------------------------
 
@@ -280,6 +298,89 @@ class ReadService:
         if found is None:
             raise NotFound(f"node {span_id} not found in run {run_id}")
         return _node_detail(found, run_id)
+
+    # --- conversation, agent and compare pages ---
+
+    def conversation_runs(self, conversation_id: str, mode: str = replay.Mode.FULL) -> Conversation:
+        """Every run of a conversation, oldest first, each with its replayed events."""
+        mode = replay.Mode(mode)
+        runs = queries.conversation_runs(self.store, self.tenant, conversation_id, MAX_CONVERSATION_RUNS)
+        if not runs:
+            raise NotFound(f"conversation {conversation_id} not found")
+        events = _replay(queries.conversation_events(self.store, self.tenant, conversation_id), mode).events
+        by_run: dict[str, list[ReplayEvent]] = {run.run_id: [] for run in runs}
+        for event in events:
+            by_run.setdefault(event.run_id, []).append(event)
+        return Conversation(
+            conversation_id=conversation_id,
+            mode=mode.value,
+            runs=[ConversationRun(run=_history_item(run), events=by_run[run.run_id]) for run in runs],
+        )
+
+    def agent(self, name: str, since: datetime | None = None, until: datetime | None = None) -> AgentOverview:
+        """One agent: its runs and outcomes, its timeline (per hour, or per day when its runs
+        span more than two days), its slowest and most failing nodes, its LLM usage by model."""
+        found = [row for row in self.stats("agent", since, until) if row["key"] == name]
+        if not name or not found:
+            raise NotFound(f"agent {name} not found")
+        row = found[0]
+        hourly = queries.agent_timeline(self.store, self.tenant, name, bucket="hour", since=since, until=until)
+        bucket = "hour"
+        if hourly and hourly[-1]["start"] - hourly[0]["start"] > timedelta(days=2):
+            bucket = "day"
+        timeline = (
+            hourly
+            if bucket == "hour"
+            else queries.agent_timeline(self.store, self.tenant, name, bucket="day", since=since, until=until)
+        )
+        nodes = [
+            NodePerformance(**_finite(n))
+            for n in self.node_performance(MAX_NODE_PERFORMANCE_ROWS, since, until, agent=name)
+        ]
+        failing = sorted((n for n in nodes if n.failures), key=lambda n: (-n.failures, -n.failure_rate, n.name))
+        return AgentOverview(
+            agent=name,
+            runs=row["runs"],
+            completed=row["completed"],
+            failed=row["failed"],
+            incomplete=row["incomplete"],
+            running=row["running"],
+            success_rate=_number(row["success_rate"]),
+            p50_seconds=_number(row["p50_seconds"]),
+            p95_seconds=_number(row["p95_seconds"]),
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            cost_usd=_number(row["cost_usd"]),
+            bucket=bucket,
+            timeline=[AgentPeriod(**_finite(p)) for p in timeline],
+            slowest_nodes=nodes[:AGENT_NODES_SHOWN],
+            failing_nodes=failing[:AGENT_NODES_SHOWN],
+            models=[
+                ModelUsage(model=u.pop("key"), **{k: v for k, v in _finite(u).items() if k in ModelUsage.model_fields})
+                for u in self.usage("model", since, until, agent=name)
+            ],
+            recent_runs=self.history(agent=name, limit=AGENT_RUNS_SHOWN),
+        )
+
+    def compare(self, a: str, b: str) -> Comparison:
+        """Two runs side by side: their steps in order, aligned by (type, name), with what
+        differs in each pair (messages, tool arguments and results, model, tokens, cost)."""
+        runs = []
+        for run_id in (a, b):
+            run = queries.run_summary(self.store, self.tenant, run_id)
+            if run is None:
+                raise NotFound(f"run {run_id} not found")
+            runs.append(run)
+        steps = [[_compare_step(n) for n in queries.run_log_nodes(self.store, self.tenant, run)[0]] for run in runs]
+        rows = _align(steps[0], steps[1])
+        return Comparison(
+            a=_compare_run(runs[0], len(steps[0])),
+            b=_compare_run(runs[1], len(steps[1])),
+            rows=rows,
+            **{
+                change: sum(1 for r in rows if r.change == change) for change in ("same", "changed", "only_a", "only_b")
+            },
+        )
 
     # ---------------------------------------------------------------------------------------------
 
@@ -754,3 +855,86 @@ def _node_detail(node: Node, run_id: str) -> NodeDetail:
         span_kind=node.span_kind,
         otel_status_code=node.otel_status_code,
     )
+
+
+# --- conversation, agent and compare pages ---
+
+
+def _number(value: float | None) -> float:
+    """A quantile over no rows is NaN: shown as 0."""
+    return 0.0 if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _number(v) if isinstance(v, float) else v for k, v in row.items()}
+
+
+def _compare_step(node: Node) -> CompareStep:
+    return CompareStep(
+        span_id=node.span_id,
+        type=node.type.value,
+        name=node.name,
+        status=_STATUS[node.status],
+        model=node.model,
+        input=node.input,
+        output=node.output,
+        input_tokens=node.usage.input_tokens,
+        output_tokens=node.usage.output_tokens,
+        cost_usd=node.cost_usd,
+        duration_ns=node.duration_ns,
+        duration=duration_text(node.duration_ns),
+        error_message=node.status_message,
+    )
+
+
+def _compare_run(run: Run, steps: int) -> CompareRun:
+    return CompareRun(
+        run_id=run.run_id,
+        agent=run.agent_name,
+        status=_STATUS[run.status],
+        started_at=run.started_at,
+        duration_ns=run.duration_ns,
+        duration=duration_text(run.duration_ns),
+        input=run.input_preview,
+        output=run.output_preview,
+        input_tokens=run.usage.input_tokens,
+        output_tokens=run.usage.output_tokens,
+        cost_usd=run.cost_usd,
+        steps=steps,
+    )
+
+
+def _differences(a: CompareStep, b: CompareStep) -> list[str]:
+    """What differs between two steps of the same type and name (their durations always do)."""
+    checks = (
+        ("input", a.input != b.input),
+        ("output", a.output != b.output),
+        ("model", a.model != b.model),
+        ("status", a.status != b.status),
+        ("tokens", (a.input_tokens, a.output_tokens) != (b.input_tokens, b.output_tokens)),
+        ("cost", abs(a.cost_usd - b.cost_usd) > 1e-12),
+    )
+    return [name for name, differs in checks if differs]
+
+
+def _step_key(step: CompareStep) -> tuple[str, str]:
+    """What two steps must share to be aligned: type and name; of model calls, whose span names
+    carry the model ("chat gpt-4o"), the operation only, so a call to another model is a change."""
+    if step.type == NodeType.LLM.value:
+        return step.type, step.name.split(" ", 1)[0]
+    return step.type, step.name
+
+
+def _align(a: list[CompareStep], b: list[CompareStep]) -> list[CompareRow]:
+    """The two step sequences aligned on their longest common subsequence of (type, name)."""
+    matcher = difflib.SequenceMatcher(None, [_step_key(s) for s in a], [_step_key(s) for s in b], autojunk=False)
+    rows: list[CompareRow] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            for x, y in zip(a[i1:i2], b[j1:j2], strict=True):
+                differences = _differences(x, y)
+                rows.append(CompareRow(change="changed" if differences else "same", a=x, b=y, differences=differences))
+            continue
+        rows += [CompareRow(change="only_a", a=x, b=None, differences=[]) for x in a[i1:i2]]
+        rows += [CompareRow(change="only_b", a=None, b=y, differences=[]) for y in b[j1:j2]]
+    return rows

@@ -3,6 +3,7 @@
 - :mod:`tracehouse.web.pages`: the routes (agents, sign-in), Jinja2 templates with
   autoescaping, so every value from the data is shown as text;
 - :mod:`tracehouse.web.runs_page`: the runs view at ``/``;
+- :mod:`tracehouse.web.more_pages`: a conversation, an agent, and two runs compared;
 - :mod:`tracehouse.web.security`: the headers every response carries (Content-Security-Policy
   with no inline script or style, nosniff, Referrer-Policy, no framing);
 - ``static/``: the stylesheet, the page's own script and vendored htmx, served from the package
@@ -16,6 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from tracehouse.web.more_pages import router as more_router
 from tracehouse.web.pages import router
 from tracehouse.web.run_page import router as run_router
 from tracehouse.web.runs_page import router as runs_router
@@ -30,5 +32,6 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(runs_router)
     app.include_router(run_router)
+    app.include_router(more_router)  # conversation, agent and compare pages
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders, skip=tuple(p for p in (app.docs_url, app.redoc_url) if p))

@@ -104,9 +104,14 @@ class Page:
 
     def wait(self, condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
         """The first truthy value of ``condition()``, polled until ``timeout``."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
         deadline = time.monotonic() + timeout
         while True:
-            value = condition()
+            try:
+                value = condition()
+            except StaleElementReferenceException:  # a live page swapped the element meanwhile: look again
+                value = None
             if value:
                 return value
             if time.monotonic() > deadline:

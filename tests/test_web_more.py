@@ -276,6 +276,10 @@ def test_an_agent_page_in_chromium(browser, data):
     assert browser.one(".chart rect.s-completed").value_of_css_property("fill") not in ("", "none", "rgb(0, 0, 0)")
     assert "execute_tool notify" in browser.text("#failing-nodes")
     assert "gpt-4o-mini" in browser.text("#models")
+    # Start times in the viewer's time zone (not UTC in these tests), UTC on hover.
+    started = browser.one("#agent-runs time")
+    assert started.get_attribute("title").endswith(" UTC")
+    assert browser.wait(lambda: started.text != started.get_attribute("title")[:19], "a local start time")
     browser.screenshot("web-agent")
     browser.one(f'#agent-runs a[href="/runs/{runs["first"]}"]')
 
@@ -293,5 +297,8 @@ def test_a_conversation_in_chromium(browser, data):
     # The user's messages sit on the right, the assistant's on the left.
     assert user.location["x"] > browser.css(".msg.role-assistant")[0].location["x"]
     assert browser.one(".msg.tool-call").text.count("lookup_order") >= 1
+    started = browser.one("article.turn time")
+    assert started.get_attribute("title").endswith(" UTC")
+    assert browser.wait(lambda: started.text != started.get_attribute("title")[:19], "a local start time")
     browser.screenshot("web-conversation")
     browser.one(f'article.turn a[href="/runs/{runs["second"]}"]')

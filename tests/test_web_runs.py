@@ -300,9 +300,15 @@ def test_the_runs_view_in_chromium(browser, runs_server):
     rows = browser.wait(lambda: browser.css("tr[data-run-id]"), "the failed runs")
     assert [r.get_attribute("data-run-id") for r in rows] == ["r-flight"]
     assert Select(browser.one('#run-filters select[name="status"]')).first_selected_option.text == "failed"
-    # A search, typed and sent with Enter, keeps the status.
+    # A search, typed after "/" and sent with Enter, keeps the status.
+    from selenium.webdriver.common.action_chains import ActionChains
+
     search = browser.one('#run-filters input[name="q"]')
-    search.send_keys("no such text\n")
+    browser.one("body").click()
+    ActionChains(browser.driver).send_keys("/").perform()
+    browser.wait(lambda: browser.driver.switch_to.active_element == search, "the search focused by /")
+    assert search.get_attribute("value") == ""  # the "/" is not typed into it
+    ActionChains(browser.driver).send_keys("no such text\n").perform()
     browser.wait(lambda: "q=no+such+text" in browser.driver.current_url, "the search in the address")
     assert "status=failed" in browser.driver.current_url
     assert "No runs match these filters" in browser.text("#runs")
@@ -310,6 +316,12 @@ def test_the_runs_view_in_chromium(browser, runs_server):
     browser.wait(lambda: urlsplit(browser.driver.current_url).query == "", "the filters cleared")
     browser.one('tr[data-run-id="r-kyoto"] a.run-link')
     assert browser.one('tr[data-run-id="r-kyoto"] a.run-link').get_attribute("href").endswith("/runs/r-kyoto")
+    # "/" on another page goes to the runs, with the search focused.
+    browser.open(f"{runs_server.http}/agents")
+    browser.one("#agents")
+    ActionChains(browser.driver).send_keys("/").perform()
+    browser.wait(lambda: urlsplit(browser.driver.current_url).path == "/", "the runs page")
+    browser.wait(lambda: browser.driver.switch_to.active_element.get_attribute("id") == "search", "the search focused")
 
 
 def test_a_new_run_appears_without_a_reload_and_the_filters_stay(browser, runs_server):
@@ -340,3 +352,15 @@ def test_a_running_run_changes_without_a_reload(browser, runs_server):
     browser.wait(lambda: browser.css(status) and browser.css(status)[0].text == "completed", "the run completed")
     assert browser.one('tr[data-run-id="r-live-running"] td.agent').text == "finisher"
     assert browser.driver.execute_script("return window.stillTheSamePage") is True
+
+
+
+def test_agents_whose_runs_are_all_running_have_no_duration_yet(runs_server):
+    """A quantile over no finished run is NaN to the engine: a 500 on the page and in the JSON
+    (which has no NaN) until the reads said 0."""
+    page = fetch(f"{runs_server.http}/agents")
+    assert page.status == 200 and "pager" in page.text, page.text[:300]
+    stats = fetch(f"{runs_server.http}/api/v1/stats?group_by=agent")
+    assert stats.status == 200, stats.text[:300]
+    running_only = [row for row in json.loads(stats.text) if row["running"] == row["runs"]]
+    assert running_only and all(row["p50_seconds"] == 0 and row["p95_seconds"] == 0 for row in running_only)

@@ -7,6 +7,7 @@ the query plan).
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -491,9 +492,16 @@ def node_performance(
     return _dicts(store, sql, {"tenant": tenant, "limit": limit, **params})
 
 
+def _finite(value: Any) -> Any:
+    """A statistic over no rows (a quantile or an average of nothing) is NaN to the engine: 0 to
+    readers, whose JSON has no NaN."""
+    return 0.0 if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def _dicts(store: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     result = store.client.query(sql, parameters=params)
-    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+    names = result.column_names
+    return [{name: _finite(value) for name, value in zip(names, row, strict=True)} for row in result.result_rows]
 
 
 def tenants(store: Any, limit: int = 1000) -> list[str]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -334,8 +333,7 @@ class ReadService:
             else queries.agent_timeline(self.store, self.tenant, name, bucket="day", since=since, until=until)
         )
         nodes = [
-            NodePerformance(**_finite(n))
-            for n in self.node_performance(MAX_NODE_PERFORMANCE_ROWS, since, until, agent=name)
+            NodePerformance(**n) for n in self.node_performance(MAX_NODE_PERFORMANCE_ROWS, since, until, agent=name)
         ]
         failing = sorted((n for n in nodes if n.failures), key=lambda n: (-n.failures, -n.failure_rate, n.name))
         return AgentOverview(
@@ -345,18 +343,18 @@ class ReadService:
             failed=row["failed"],
             incomplete=row["incomplete"],
             running=row["running"],
-            success_rate=_number(row["success_rate"]),
-            p50_seconds=_number(row["p50_seconds"]),
-            p95_seconds=_number(row["p95_seconds"]),
+            success_rate=row["success_rate"],
+            p50_seconds=row["p50_seconds"],
+            p95_seconds=row["p95_seconds"],
             input_tokens=row["input_tokens"],
             output_tokens=row["output_tokens"],
-            cost_usd=_number(row["cost_usd"]),
+            cost_usd=row["cost_usd"],
             bucket=bucket,
-            timeline=[AgentPeriod(**_finite(p)) for p in timeline],
+            timeline=[AgentPeriod(**p) for p in timeline],
             slowest_nodes=nodes[:AGENT_NODES_SHOWN],
             failing_nodes=failing[:AGENT_NODES_SHOWN],
             models=[
-                ModelUsage(model=u.pop("key"), **{k: v for k, v in _finite(u).items() if k in ModelUsage.model_fields})
+                ModelUsage(model=u.pop("key"), **{k: v for k, v in u.items() if k in ModelUsage.model_fields})
                 for u in self.usage("model", since, until, agent=name)
             ],
             recent_runs=self.history(agent=name, limit=AGENT_RUNS_SHOWN),
@@ -858,15 +856,6 @@ def _node_detail(node: Node, run_id: str) -> NodeDetail:
 
 
 # --- conversation, agent and compare pages ---
-
-
-def _number(value: float | None) -> float:
-    """A quantile over no rows is NaN: shown as 0."""
-    return 0.0 if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
-
-
-def _finite(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: _number(v) if isinstance(v, float) else v for k, v in row.items()}
 
 
 def _compare_step(node: Node) -> CompareStep:

@@ -21,60 +21,39 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from tracehouse.responses import NotFound
-from tracehouse.store.reads import ReadService, duration_text
-from tracehouse.web.pages import Viewer, _page, _unavailable, _viewer, templates
+from tracehouse.store.reads import duration_text
+from tracehouse.web.pages import _page, not_found, reader, templates
 
 router = APIRouter(include_in_schema=False)
 
 templates.filters.update(path_part=lambda value: quote(str(value), safe=""))
 
 
-def _reads(request: Request) -> tuple[Viewer, ReadService] | Response:
-    viewer = _viewer(request)
-    if isinstance(viewer, Response):
-        return viewer
-    store = request.app.state.writer.store
-    if store is None:
-        return _unavailable(request, viewer)
-    return viewer, ReadService(store, viewer.tenant)
-
-
-def _not_found(request: Request, viewer: Viewer, what: str) -> Response:
-    return _page(
-        request,
-        viewer,
-        "notice.html",
-        status=404,
-        title="Not found",
-        message=f"There is no {what} here{'' if viewer.keyed else f' (tenant {viewer.tenant})'}.",
-    )
-
-
 @router.get("/conversations/{conversation_id:path}")
 def conversation_page(request: Request, conversation_id: str) -> Response:
     """A conversation's runs, oldest first, as one transcript."""
-    found = _reads(request)
+    found = reader(request)
     if isinstance(found, Response):
         return found
     viewer, reads = found
     try:
         conversation = reads.conversation_runs(conversation_id)
     except NotFound:
-        return _not_found(request, viewer, f"conversation {conversation_id!r}")
+        return not_found(request, viewer, f"conversation {conversation_id!r}")
     return _page(request, viewer, "conversation.html", conversation=conversation)
 
 
 @router.get("/agents/{name:path}")
 def agent_page(request: Request, name: str) -> Response:
     """One agent: outcomes, charts over time, nodes, models, latest runs."""
-    found = _reads(request)
+    found = reader(request)
     if isinstance(found, Response):
         return found
     viewer, reads = found
     try:
         agent = reads.agent(name)
     except NotFound:
-        return _not_found(request, viewer, f"agent {name!r}")
+        return not_found(request, viewer, f"agent {name!r}")
     periods = agent.timeline
     labels = [_period_label(p.start, agent.bucket) for p in periods]
     charts = [
@@ -101,7 +80,7 @@ def agent_page(request: Request, name: str) -> Response:
 @router.get("/compare")
 def compare_page(request: Request, a: str = "", b: str = "") -> Response:
     """Two runs side by side; without both ids, the form asking for them."""
-    found = _reads(request)
+    found = reader(request)
     if isinstance(found, Response):
         return found
     viewer, reads = found
@@ -111,7 +90,7 @@ def compare_page(request: Request, a: str = "", b: str = "") -> Response:
         try:
             comparison = reads.compare(a, b)
         except NotFound as exc:
-            return _not_found(request, viewer, str(exc).removesuffix(" not found"))
+            return not_found(request, viewer, str(exc).removesuffix(" not found"))
     return _page(request, viewer, "compare.html", a=a, b=b, comparison=comparison)
 
 

@@ -1,5 +1,7 @@
-"""The page's routes: agents (a placeholder, to be rebuilt on the read service) and signing in
-with an API key; the runs view is :mod:`tracehouse.web.runs_page`.
+"""What every page shares (who is looking, the read service over their tenant, the templates,
+the 404 and "store unavailable" pages) and the routes of the agents list and of signing in with
+an API key; the views are in :mod:`tracehouse.web.runs_page`, :mod:`tracehouse.web.run_page`
+and :mod:`tracehouse.web.more_pages`.
 
 Who sees what:
 
@@ -30,7 +32,7 @@ from tracehouse.api.agents import KEY_COOKIE, request_tenant, same_origin
 from tracehouse.ingest.receiver import Unauthenticated
 from tracehouse.model import DEFAULT_TENANT
 from tracehouse.store import queries
-from tracehouse.store.reads import duration_text
+from tracehouse.store.reads import ReadService, duration_text
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,13 +42,20 @@ _MAX_FORM_BYTES = 16 << 10
 _MAX_TENANT = 200
 
 
-def _utc_iso(value: datetime) -> str:
+def _moment(value: datetime | str) -> datetime:
+    """A time from a response model: a datetime, or ISO 8601 text (UTC when it names no zone)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _utc_iso(value: datetime | str) -> str:
     """``2026-05-01T12:00:00.250Z``: what the page's script turns into the viewer's local time."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    moment = _moment(value).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _utc_text(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _utc_text(value: datetime | str) -> str:
+    return _moment(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _seconds(value: float | None) -> str:
@@ -143,17 +152,38 @@ def _unavailable(request: Request, viewer: Viewer) -> HTMLResponse:
     )
 
 
-@router.get("/agents")
-def agents_page(request: Request) -> Response:
-    """Each agent's runs and outcomes (placeholder: the statistics query)."""
+def reader(request: Request) -> tuple[Viewer, ReadService] | Response:
+    """Who is looking and the read service over their tenant's data; or the response to send
+    instead (the sign-in page for a request without a valid key, or "store unavailable")."""
     viewer = _viewer(request)
     if isinstance(viewer, Response):
         return viewer
     store = request.app.state.writer.store
     if store is None:
         return _unavailable(request, viewer)
-    agents = queries.stats(store, viewer.tenant, group_by="agent")
-    return _page(request, viewer, "agents.html", active="agents", agents=agents)
+    return viewer, ReadService(store, viewer.tenant)
+
+
+def not_found(request: Request, viewer: Viewer, what: str, title: str = "Not found") -> HTMLResponse:
+    """The 404 page for something the tenant does not have (unknown, or another tenant's)."""
+    return _page(
+        request,
+        viewer,
+        "notice.html",
+        status=404,
+        title=title,
+        message=f"There is no {what} here{'' if viewer.keyed else f' (tenant {viewer.tenant})'}.",
+    )
+
+
+@router.get("/agents")
+def agents_page(request: Request) -> Response:
+    """Each agent's runs and outcomes, with a link to its page."""
+    found = reader(request)
+    if isinstance(found, Response):
+        return found
+    viewer, reads = found
+    return _page(request, viewer, "agents.html", active="agents", agents=reads.stats(group_by="agent"))
 
 
 def _signin_form(request: Request, next_path: str, error: str = "", status: int = 200) -> HTMLResponse:

@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, Response
 from tracehouse import replay
 from tracehouse.responses import NotFound, RunTree
 from tracehouse.store.reads import ReadService
-from tracehouse.web.pages import Viewer, _page, _unavailable, _viewer, templates
+from tracehouse.web.pages import _page, not_found, reader, templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -60,22 +60,6 @@ def _int(value: str | None, default: int, low: int, high: int) -> int:
         return default
 
 
-def _reads(request: Request, viewer: Viewer) -> ReadService | None:
-    store = request.app.state.writer.store
-    return None if store is None else ReadService(store, viewer.tenant)
-
-
-def _not_found(request: Request, viewer: Viewer, run_id: str) -> HTMLResponse:
-    return _page(
-        request,
-        viewer,
-        "notice.html",
-        status=404,
-        title="Run not found",
-        message=f"There is no run {run_id} for tenant {viewer.tenant}.",
-    )
-
-
 def _bars(tree: RunTree) -> tuple[list[dict[str, float]], int]:
     """Where each node's bar lies on the run's time axis, in percent of the run's span."""
     total = max([tree.duration_ns, *(n.offset_ns + n.duration_ns for n in tree.nodes), 1])
@@ -89,18 +73,16 @@ def _bars(tree: RunTree) -> tuple[list[dict[str, float]], int]:
 
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: str) -> Response:
-    viewer = _viewer(request)
-    if isinstance(viewer, Response):
-        return viewer
-    reads = _reads(request, viewer)
-    if reads is None:
-        return _unavailable(request, viewer)
+    found = reader(request)
+    if isinstance(found, Response):
+        return found
+    viewer, reads = found
     params = request.query_params
     view = params.get("view") if params.get("view") in VIEWS else "tree"
     try:
         tree = reads.run_tree(run_id)
     except NotFound:
-        return _not_found(request, viewer, run_id)
+        return not_found(request, viewer, f"run {run_id}", title="Run not found")
     shown = _int(params.get("shown"), NODES_SHOWN, 1, MAX_NODES_SHOWN)
     selected = params.get("node") or ""
     context: dict[str, Any] = {
@@ -171,12 +153,10 @@ def _resume(reads: ReadService, run_id: str, until_node: str | None, until_check
 @router.get("/runs/{run_id}/nodes/{span_id}")
 def node_detail(request: Request, run_id: str, span_id: str) -> Response:
     """The node detail fragment (what the page's tree opens beside it)."""
-    viewer = _viewer(request)
-    if isinstance(viewer, Response):
-        return viewer
-    reads = _reads(request, viewer)
-    if reads is None:
-        return _unavailable(request, viewer)
+    found = reader(request)
+    if isinstance(found, Response):
+        return found
+    viewer, reads = found
     try:
         detail = reads.node(run_id, span_id)
     except NotFound:

@@ -21,8 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tracehouse.responses import Activity
-from tracehouse.store.reads import ReadService
-from tracehouse.web.pages import _page, _unavailable, _viewer, templates
+from tracehouse.web.pages import _page, reader, templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -181,18 +180,15 @@ def _notice(request: Request, viewer: Any, message: str) -> HTMLResponse:
 @router.get("/")
 def runs_view(request: Request) -> Response:
     """The runs, filtered by the query, with the charts of their range."""
-    viewer = _viewer(request)
-    if isinstance(viewer, Response):
-        return viewer
-    store = request.app.state.writer.store
-    if store is None:
-        return _unavailable(request, viewer)
+    found = reader(request)
+    if isinstance(found, Response):
+        return found
+    viewer, reads = found
     try:
         filters = parse_filters(request.query_params)
         since, until = filters.window(datetime.now(UTC))
     except BadFilter as exc:
         return _notice(request, viewer, str(exc))
-    reads = ReadService(store, viewer.tenant)
     narrow = {
         "agent": filters.agent or None,
         "status": filters.status or None,

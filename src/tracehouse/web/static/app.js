@@ -114,6 +114,30 @@
     connect();
   }
 
+  function typing(target) {
+    return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+  }
+
+  // "/": the search of the runs (from any other page: the runs page, with its search focused).
+  function focusSearch() {
+    const search = document.getElementById("search");
+    if (search) {
+      search.focus();
+      search.select();
+    }
+    return search !== null;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) {
+      return;
+    }
+    event.preventDefault();
+    if (!focusSearch()) {
+      location.assign("/#search");
+    }
+  });
+
   // A fetch that ended on the sign-in page (the key is no longer valid) goes there whole.
   document.addEventListener("htmx:beforeSwap", function (event) {
     const xhr = event.detail.xhr;
@@ -131,6 +155,9 @@
   document.addEventListener("DOMContentLoaded", function () {
     showLocalTimes(document);
     autosubmit(document);
+    if (location.hash === "#search") {
+      focusSearch();
+    }
     const live = document.querySelector("[data-live]");
     if (live && live.id && "WebSocket" in window) {
       follow(live);

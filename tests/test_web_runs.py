@@ -354,7 +354,6 @@ def test_a_running_run_changes_without_a_reload(browser, runs_server):
     assert browser.driver.execute_script("return window.stillTheSamePage") is True
 
 
-
 def test_agents_whose_runs_are_all_running_have_no_duration_yet(runs_server):
     """A quantile over no finished run is NaN to the engine: a 500 on the page and in the JSON
     (which has no NaN) until the reads said 0."""

@@ -307,6 +307,7 @@ def test_the_run_page_in_chromium(browser, run_server):
     browser.one('#run-replay .modes a[href$="transcript"]').click()
     browser.wait(lambda: not browser.css("#run-replay .event.kind-checkpoint"), "the transcript")
     assert browser.css("#run-replay .event.kind-message")
+    browser.screenshot("web-run-replay")
     # Resume from a checkpoint, and copy it as JSON.
     browser.one('nav.views a[data-view="resume"]').click()
     from selenium.webdriver.support.ui import Select

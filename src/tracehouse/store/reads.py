@@ -87,6 +87,12 @@ _STATUS = {
 }
 
 
+def tenants(store: Store) -> list[str]:
+    """The tenants that have runs stored, by name: the one read across tenants, for the tenant
+    picker of a server without API keys."""
+    return queries.tenants(store)
+
+
 class ReadService:
     """The reads and deletions of one tenant of an open store (which it does not close)."""
 

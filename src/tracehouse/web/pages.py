@@ -31,8 +31,8 @@ from tracehouse import __version__
 from tracehouse.api.agents import KEY_COOKIE, request_tenant, same_origin
 from tracehouse.ingest.receiver import Unauthenticated
 from tracehouse.model import DEFAULT_TENANT
-from tracehouse.store import queries
 from tracehouse.store.reads import ReadService, duration_text
+from tracehouse.store.reads import tenants as stored_tenants
 
 router = APIRouter(include_in_schema=False)
 
@@ -121,7 +121,7 @@ def _page(request: Request, viewer: Viewer, template: str, *, status: int = 200,
     store = request.app.state.writer.store
     tenants: list[str] = []
     if not viewer.keyed and store is not None:
-        tenants = queries.tenants(store)
+        tenants = stored_tenants(store)
         if viewer.tenant not in tenants:
             tenants = sorted([*tenants, viewer.tenant])
     context.setdefault("active", "")

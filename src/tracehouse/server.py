@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from tracehouse.api.app import create_app
+from tracehouse.auth import Auth
 from tracehouse.ingest.checks import Limits
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.otlp_grpc import start_grpc
-from tracehouse.ingest.receiver import DEFAULT_MAX_BYTES, Auth, Receiver
+from tracehouse.ingest.receiver import DEFAULT_MAX_BYTES, Receiver
 from tracehouse.ingest.spool import Spool
 from tracehouse.ingest.writer import DEFAULT_INTERVAL, RetentionPolicy, Writer
 from tracehouse.model import DEFAULT_RUN_IDLE_TIMEOUT, DEFAULT_TTL_DAYS

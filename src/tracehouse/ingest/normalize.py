@@ -31,7 +31,6 @@ from tracehouse import pricing, semconv
 from tracehouse.conventions import TYPE_OPERATIONS, node_type
 from tracehouse.model import (
     DEFAULT_TENANT,
-    DEFAULT_TTL_DAYS,
     MAX_COST_USD,
     MAX_TOKENS,
     MAX_TTL_DAYS,
@@ -45,6 +44,7 @@ from tracehouse.model import (
     Status,
     Usage,
 )
+from tracehouse.store.retention import Retention
 from tracehouse.store.rows import from_ns
 
 SPAN_KINDS = {0: "Unspecified", 1: "Internal", 2: "Server", 3: "Client", 4: "Producer", 5: "Consumer"}
@@ -353,14 +353,6 @@ def normalize_spans(
                 nodes.append(node)
                 events.extend(span_events)
     return nodes, events
-
-
-@dataclass(frozen=True)
-class Retention:
-    """Where a row's retention comes from when the span does not say."""
-
-    ttl_days: int = DEFAULT_TTL_DAYS
-    payload_ttl_days: int = DEFAULT_TTL_DAYS
 
 
 def _default_retention(tenant: str) -> Retention:

@@ -1,6 +1,7 @@
 """Imports run one way: core (semconv, model, conventions) at the bottom; the instrumentation on
 core and the OpenTelemetry API/SDK only; ingest and the read service on the store; the HTTP app
-and the web page on those; the Python client on the response models only.
+and the web page on those; the Python client on the response models only (and the package root,
+which every import of a tracehouse module runs first: it imports the instrumentation).
 
 Each check imports in a fresh interpreter and reads ``sys.modules``, so what a module loads
 through any chain of imports counts.

@@ -19,9 +19,10 @@ import time
 from ingest import build_request, renew_ids
 from report import print_report
 
+from tracehouse.auth import Auth
 from tracehouse.ingest import otlp
 from tracehouse.ingest.metrics import Metrics
-from tracehouse.ingest.receiver import Auth, Receiver
+from tracehouse.ingest.receiver import Receiver
 from tracehouse.ingest.spool import Spool
 
 

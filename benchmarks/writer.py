@@ -24,8 +24,9 @@ from report import print_report
 
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.spool import KIND_TRACES, Spool
-from tracehouse.ingest.writer import RetentionPolicy, Writer
+from tracehouse.ingest.writer import Writer
 from tracehouse.store import Store
+from tracehouse.store.retention import RetentionPolicy
 
 
 def _statement_kind(sql: str) -> str:

@@ -17,7 +17,7 @@ import yaml
 from otel_helpers import KNOWN_NAMES
 
 from tracehouse import semconv
-from tracehouse.ingest.receiver import Auth, parse_api_keys
+from tracehouse.auth import Auth, parse_api_keys
 from tracehouse.server import Settings
 from tracehouse.store import schema
 from tracehouse.store.dsn import DEFAULT_DATABASE

@@ -12,8 +12,9 @@ from otel_helpers import Recorder
 from tracehouse import semconv
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.spool import KIND_TRACES, Spool
-from tracehouse.ingest.writer import RetentionPolicy, Writer
+from tracehouse.ingest.writer import Writer
 from tracehouse.store import rollups, schema
+from tracehouse.store.retention import RetentionPolicy
 
 
 def _request(run_id: str) -> bytes:

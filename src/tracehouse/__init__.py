@@ -2,9 +2,8 @@
 
 from typing import Any
 
-__version__ = "0.1.0"
-
-from tracehouse.instrument import (  # noqa: E402  (the version is needed by the instrumentation)
+from tracehouse._version import __version__
+from tracehouse.instrument import (
     checkpoint,
     configure,
     current_run,

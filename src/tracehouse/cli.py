@@ -316,8 +316,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
+    from tracehouse.auth import parse_api_keys
     from tracehouse.ingest.checks import Limits
-    from tracehouse.ingest.receiver import parse_api_keys
     from tracehouse.server import Settings, run
 
     _check_ports(args)

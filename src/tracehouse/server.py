@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from tracehouse.api.app import create_app
+from tracehouse.auth import Auth
 from tracehouse.ingest.checks import Limits
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.otlp_grpc import start_grpc
-from tracehouse.ingest.receiver import DEFAULT_MAX_BYTES, Auth, Receiver
+from tracehouse.ingest.receiver import DEFAULT_MAX_BYTES, Receiver
 from tracehouse.ingest.spool import Spool
-from tracehouse.ingest.writer import DEFAULT_INTERVAL, RetentionPolicy, Writer
+from tracehouse.ingest.writer import DEFAULT_INTERVAL, Writer
 from tracehouse.model import DEFAULT_RUN_IDLE_TIMEOUT, DEFAULT_TTL_DAYS
 from tracehouse.store import DEFAULT_DSN, Store, StoreAddress, StoreError, parse_dsn
+from tracehouse.store.retention import RetentionPolicy
 
 log = logging.getLogger("tracehouse.server")
 

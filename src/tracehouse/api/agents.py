@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from tracehouse.ingest.receiver import Auth, Unauthenticated
+from tracehouse.auth import Auth, Unauthenticated
 from tracehouse.model import DEFAULT_TENANT
 from tracehouse.responses import HistoryItem, LogsResponse
 from tracehouse.store import Store

@@ -37,7 +37,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from tracehouse.api.agents import request_tenant, same_origin
-from tracehouse.ingest.receiver import Unauthenticated
+from tracehouse.auth import Unauthenticated
 from tracehouse.model import DEFAULT_TENANT, Event, Node, Status
 from tracehouse.store import IdleRun
 

@@ -28,9 +28,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tracehouse import pricing, semconv
+from tracehouse.conventions import TYPE_OPERATIONS, node_type
 from tracehouse.model import (
     DEFAULT_TENANT,
-    DEFAULT_TTL_DAYS,
     MAX_COST_USD,
     MAX_TOKENS,
     MAX_TTL_DAYS,
@@ -44,6 +44,7 @@ from tracehouse.model import (
     Status,
     Usage,
 )
+from tracehouse.store.retention import Retention
 from tracehouse.store.rows import from_ns
 
 SPAN_KINDS = {0: "Unspecified", 1: "Internal", 2: "Server", 3: "Client", 4: "Producer", 5: "Consumer"}
@@ -268,63 +269,7 @@ def _messages(attrs: dict[str, str], events: Iterable[Any]) -> _Messages:
     )
 
 
-# --- node type, run, status -----------------------------------------------------------------------
-
-OPERATION_TYPES = {
-    semconv.OP_CHAT: NodeType.LLM,
-    semconv.OP_TEXT_COMPLETION: NodeType.LLM,
-    semconv.OP_GENERATE_CONTENT: NodeType.LLM,
-    semconv.OP_EMBEDDINGS: NodeType.EMBEDDING,
-    semconv.OP_RETRIEVAL: NodeType.RETRIEVER,
-    semconv.OP_EXECUTE_TOOL: NodeType.TOOL,
-    semconv.OP_INVOKE_AGENT: NodeType.AGENT,
-    semconv.OP_CREATE_AGENT: NodeType.AGENT,
-    semconv.OP_INVOKE_WORKFLOW: NodeType.STEP,
-}
-OI_TYPES = {
-    semconv.OI_KIND_LLM: NodeType.LLM,
-    semconv.OI_KIND_CHAIN: NodeType.STEP,
-    semconv.OI_KIND_TOOL: NodeType.TOOL,
-    semconv.OI_KIND_AGENT: NodeType.AGENT,
-    semconv.OI_KIND_RETRIEVER: NodeType.RETRIEVER,
-    semconv.OI_KIND_RERANKER: NodeType.RETRIEVER,
-    semconv.OI_KIND_EMBEDDING: NodeType.EMBEDDING,
-    semconv.OI_KIND_GUARDRAIL: NodeType.GUARDRAIL,
-    semconv.OI_KIND_EVALUATOR: NodeType.EVALUATOR,
-    semconv.OI_KIND_PROMPT: NodeType.STEP,
-}
-TRACELOOP_TYPES = {
-    semconv.TRACELOOP_KIND_WORKFLOW: NodeType.STEP,
-    semconv.TRACELOOP_KIND_TASK: NodeType.STEP,
-    semconv.TRACELOOP_KIND_AGENT: NodeType.AGENT,
-    semconv.TRACELOOP_KIND_TOOL: NodeType.TOOL,
-}
-TYPE_OPERATIONS = {
-    NodeType.LLM: semconv.OP_CHAT,
-    NodeType.TOOL: semconv.OP_EXECUTE_TOOL,
-    NodeType.AGENT: semconv.OP_INVOKE_AGENT,
-    NodeType.EMBEDDING: semconv.OP_EMBEDDINGS,
-    NodeType.RETRIEVER: semconv.OP_RETRIEVAL,
-}
-
-
-def node_type(attrs: dict[str, str]) -> NodeType:
-    if attrs.get(semconv.TRACEHOUSE_NODE_TYPE):
-        return NodeType.parse(attrs[semconv.TRACEHOUSE_NODE_TYPE])
-    operation = attrs.get(semconv.GEN_AI_OPERATION_NAME, "")
-    if operation in OPERATION_TYPES:
-        return OPERATION_TYPES[operation]
-    if attrs.get(semconv.OPENINFERENCE_SPAN_KIND, "").upper() in OI_TYPES:
-        return OI_TYPES[attrs[semconv.OPENINFERENCE_SPAN_KIND].upper()]
-    if attrs.get(semconv.LLM_REQUEST_TYPE):
-        return NodeType.EMBEDDING if attrs[semconv.LLM_REQUEST_TYPE] == "embedding" else NodeType.LLM
-    if attrs.get(semconv.TRACELOOP_SPAN_KIND, "") in TRACELOOP_TYPES:
-        return TRACELOOP_TYPES[attrs[semconv.TRACELOOP_SPAN_KIND]]
-    if attrs.get(semconv.LANGFUSE_OBSERVATION_TYPE):
-        return NodeType.parse(attrs[semconv.LANGFUSE_OBSERVATION_TYPE])
-    if operation or attrs.get(semconv.GEN_AI_REQUEST_MODEL) or attrs.get(semconv.GEN_AI_SYSTEM):
-        return OPERATION_TYPES.get(operation, NodeType.LLM)
-    return NodeType.OTHER
+# --- node type (the rules: tracehouse.conventions), run, status -----------------------------------
 
 
 def _status(span: Span, attrs: dict[str, str]) -> Status:
@@ -408,14 +353,6 @@ def normalize_spans(
                 nodes.append(node)
                 events.extend(span_events)
     return nodes, events
-
-
-@dataclass(frozen=True)
-class Retention:
-    """Where a row's retention comes from when the span does not say."""
-
-    ttl_days: int = DEFAULT_TTL_DAYS
-    payload_ttl_days: int = DEFAULT_TTL_DAYS
 
 
 def _default_retention(tenant: str) -> Retention:

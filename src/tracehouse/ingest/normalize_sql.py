@@ -18,11 +18,11 @@ the Python interpreter free for the receiver meanwhile (the engine releases the 
    temporary table; span rows, replay events and the runs touched are read from it.
 
 Every rule reads the same key tables as the Python normalizer (``normalize.MODEL_KEYS``,
-``TOKEN_KEYS``, ``OPERATION_TYPES``...), so a rule has one home; tests/test_normalize_sql.py
-feeds every convention fixture of the normalizer's tests through both paths and compares the
-stored rows. Token costs come from the same pricer, asked for each model's price per token.
-JSON values inside messages (a tool call's arguments) are stored as the engine reads them, which
-may differ from Python's spacing; the values are the same.
+``TOKEN_KEYS``..., and the node types of :mod:`tracehouse.conventions`), so a rule has one home;
+tests/test_normalize_sql.py feeds every convention fixture of the normalizer's tests through both
+paths and compares the stored rows. Token costs come from the same pricer, asked for each model's
+price per token. JSON values inside messages (a tool call's arguments) are stored as the engine
+reads them, which may differ from Python's spacing; the values are the same.
 
 The engine reads its input from a file (``file()``), so this path runs where the store is
 embedded; against a ClickHouse server the writer normalizes in Python.
@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracehouse import semconv
+from tracehouse.conventions import OI_TYPES, OPERATION_TYPES, TRACELOOP_TYPES, TYPE_OPERATIONS
 from tracehouse.ingest import normalize as py
 from tracehouse.model import (
     DEFAULT_TENANT,
@@ -343,7 +344,7 @@ SETTINGS format_schema = {_q(schema_path + ":Batch")},
 
 
 def _node_type() -> str:
-    """``normalize.node_type``."""
+    """``conventions.node_type``."""
     names = {name: t.value for name, t in NODE_TYPE_NAMES.items()}
     operation = _get("attrs", semconv.GEN_AI_OPERATION_NAME)
     oi_kind = f"upper({_get('attrs', semconv.OPENINFERENCE_SPAN_KIND)})"
@@ -354,10 +355,10 @@ def _node_type() -> str:
     values = lambda table: {k: v.value for k, v in table.items()}  # noqa: E731
     return (
         f"multiIf({declared} != '', {_lookup(f'lower({_strip(declared)})', names, NodeType.OTHER.value)}, "
-        f"{operation} IN {_list(py.OPERATION_TYPES)}, {_lookup(operation, values(py.OPERATION_TYPES), '')}, "
-        f"{oi_kind} IN {_list(py.OI_TYPES)}, {_lookup(oi_kind, values(py.OI_TYPES), '')}, "
+        f"{operation} IN {_list(OPERATION_TYPES)}, {_lookup(operation, values(OPERATION_TYPES), '')}, "
+        f"{oi_kind} IN {_list(OI_TYPES)}, {_lookup(oi_kind, values(OI_TYPES), '')}, "
         f"{request_type} != '', if({request_type} = 'embedding', {_q(NodeType.EMBEDDING)}, {_q(NodeType.LLM)}), "
-        f"{traceloop} IN {_list(py.TRACELOOP_TYPES)}, {_lookup(traceloop, values(py.TRACELOOP_TYPES), '')}, "
+        f"{traceloop} IN {_list(TRACELOOP_TYPES)}, {_lookup(traceloop, values(TRACELOOP_TYPES), '')}, "
         f"{langfuse} != '', {_lookup(f'lower({_strip(langfuse)})', names, NodeType.OTHER.value)}, "
         f"{operation} != '' OR {_get('attrs', semconv.GEN_AI_REQUEST_MODEL)} != '' OR "
         f"{_get('attrs', semconv.GEN_AI_SYSTEM)} != '', {_q(NodeType.LLM)}, {_q(NodeType.OTHER)})"
@@ -499,7 +500,7 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         "RunRoot": "RunRoot",
         "NodeType": "NodeType",
         "Status": "Status",
-        "OperationName": f"if({operation} != '', {operation}, {_lookup('NodeType', {t.value: op for t, op in py.TYPE_OPERATIONS.items()}, '')})",  # noqa: E501
+        "OperationName": f"if({operation} != '', {operation}, {_lookup('NodeType', {t.value: op for t, op in TYPE_OPERATIONS.items()}, '')})",  # noqa: E501
         "AgentName": "AgentName",
         "ConversationId": _first_both(py.CONVERSATION_KEYS),
         "UserId": _first_both(py.USER_KEYS),

@@ -9,8 +9,9 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
 
+from tracehouse.auth import Unauthenticated
 from tracehouse.ingest import otlp
-from tracehouse.ingest.receiver import Backpressure, Receiver, TooLarge, Unauthenticated
+from tracehouse.ingest.receiver import Backpressure, Receiver, TooLarge
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"

@@ -7,8 +7,9 @@ import zlib
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from tracehouse.auth import Unauthenticated
 from tracehouse.ingest import otlp
-from tracehouse.ingest.receiver import Backpressure, Receiver, TooLarge, Unauthenticated
+from tracehouse.ingest.receiver import Backpressure, Receiver, TooLarge
 
 router = APIRouter()
 

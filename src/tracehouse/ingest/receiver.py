@@ -6,9 +6,8 @@ the accepted items are in the spool (fsync'd), which is what makes the acknowled
 
 from __future__ import annotations
 
-import hmac
-from dataclasses import dataclass
-
+# API keys and tenants are tracehouse.auth's; Unauthenticated and parse_api_keys stay importable here.
+from tracehouse.auth import Auth, Unauthenticated, parse_api_keys  # noqa: F401
 from tracehouse.ingest import otlp
 from tracehouse.ingest.checks import Checker, Limits
 from tracehouse.ingest.metrics import Metrics
@@ -16,10 +15,6 @@ from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Spool, SpoolFull
 
 DEFAULT_MAX_BYTES = 20 << 20  # a request body, after decompression
 RETRY_AFTER_SECONDS = 2
-
-
-class Unauthenticated(Exception):
-    """No API key, or one that names no tenant."""
 
 
 class Backpressure(Exception):
@@ -32,41 +27,6 @@ class Backpressure(Exception):
 
 class TooLarge(Exception):
     """The request body is over the size limit."""
-
-
-def parse_api_keys(spec: str) -> dict[str, str]:
-    """``KEY:TENANT[,KEY:TENANT...]`` to a key -> tenant map."""
-    keys: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        key, sep, tenant = item.partition(":")
-        if not sep or not key or not tenant:
-            raise ValueError(f"API key entry {item.split(':')[0][:4]}... must be KEY:TENANT")
-        keys[key] = tenant
-    return keys
-
-
-@dataclass(frozen=True)
-class Auth:
-    """API keys name tenants. With no keys the server asks for none."""
-
-    keys: dict[str, str]
-
-    @property
-    def required(self) -> bool:
-        return bool(self.keys)
-
-    def tenant(self, authorization: str | None = None, api_key: str | None = None) -> str:
-        """The tenant of the offered key; "" when no keys are configured (the data may then name
-        its tenant, else it goes to the default one)."""
-        if not self.keys:
-            return ""
-        offered = api_key or ""
-        if authorization and authorization[:7].lower() == "bearer ":
-            offered = authorization[7:].strip()
-        for key, tenant in self.keys.items():
-            if offered and hmac.compare_digest(key.encode(), offered.encode()):
-                return tenant
-        raise Unauthenticated("a valid API key is required (Authorization: Bearer KEY, or x-api-key: KEY)")
 
 
 class Receiver:

@@ -24,13 +24,14 @@ from collections.abc import Callable, Iterable, Sequence
 from tracehouse import pricing
 from tracehouse.ingest import otlp
 from tracehouse.ingest.metrics import Metrics
-from tracehouse.ingest.normalize import Retention, normalize_logs, normalize_spans
+from tracehouse.ingest.normalize import normalize_logs, normalize_spans
 from tracehouse.ingest.normalize_sql import EngineCannotRead, EngineNormalizer, Result
 from tracehouse.ingest.quarantine import Quarantine
 from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Record, Spool
 from tracehouse.model import Event, LogRecord, Node
-from tracehouse.store import BatchSpans, IdleRunSweep, Store, schema
+from tracehouse.store import BatchSpans, IdleRunSweep, Store
 from tracehouse.store.errors import is_data_error
+from tracehouse.store.retention import Retention, RetentionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -38,35 +39,6 @@ log = logging.getLogger(__name__)
 # floor of the ingest-to-visible lag at a light load, and about how often each table gets an
 # insert under a steady one.
 DEFAULT_INTERVAL = 0.5
-
-
-class RetentionPolicy:
-    """The retention of a tenant's rows: its settings in the ``tenants`` table, else the
-    server's defaults. Settings are re-read at most every ``refresh`` seconds."""
-
-    def __init__(self, store: Store | None, default_days: int, payload_days: int | None = None, refresh: float = 30.0):
-        self.store = store  # None until the store can be reached: the defaults apply
-        self.default = Retention(default_days, min(payload_days or default_days, default_days))
-        self.refresh = refresh
-        self._tenants: dict[str, Retention] = {}
-        self._loaded = -float("inf")
-
-    def for_tenant(self, tenant: str) -> Retention:
-        self._reload()
-        return self._tenants.get(tenant, self.default)
-
-    def table(self) -> tuple[Retention, dict[str, Retention]]:
-        """The default retention and every tenant's own."""
-        self._reload()
-        return self.default, dict(self._tenants)
-
-    def _reload(self) -> None:
-        if self.store is not None and time.monotonic() - self._loaded > self.refresh:
-            rows = self.store.query(
-                f"SELECT Tenant, RetentionDays, PayloadRetentionDays FROM {self.store.table(schema.TENANTS)} FINAL"
-            )
-            self._tenants = {t: Retention(days, min(payload or days, days)) for t, days, payload in rows}
-            self._loaded = time.monotonic()
 
 
 Listener = Callable[[Sequence[Node], Sequence[Event]], None]

@@ -37,7 +37,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from tracehouse import __version__, pricing, semconv
+from tracehouse import pricing, semconv
+from tracehouse._version import __version__
 from tracehouse.instrument import settings
 from tracehouse.model import NodeType
 from tracehouse.model import Status as RunStatus

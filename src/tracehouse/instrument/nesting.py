@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from tracehouse.ingest.normalize import node_type
+from tracehouse.conventions import node_type
 from tracehouse.model import NodeType
 
 # Instrumentation scopes whose spans are never the current span (OpenInference's LangChain

@@ -52,7 +52,7 @@ class _StoreWriter:
     """Writes OTLP payloads into a store in this process, through the receiver's ingest path."""
 
     def __init__(self, store: Any, tenant: str = "", retention_days: int = 30):
-        from tracehouse.ingest.writer import RetentionPolicy
+        from tracehouse.store.retention import RetentionPolicy
 
         self.store = store
         self.tenant = tenant

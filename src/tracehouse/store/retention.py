@@ -1,5 +1,6 @@
-"""Deletion and retention: forget a run or a user on request, set a tenant's retention, and
-apply retention now with a report of what went.
+"""Deletion and retention: forget a run or a user on request, set a tenant's retention, read
+the retention new rows get (:class:`RetentionPolicy`, for the writer), and apply retention now
+with a report of what went.
 
 Deletions are ClickHouse lightweight deletes (``DELETE FROM``: rows are hidden at once and
 dropped by the next merges) on every table that holds the data, always within one tenant. The
@@ -8,11 +9,15 @@ daily rollups of the days touched are recomputed afterwards.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tracehouse.model import MAX_TTL_DAYS
+from tracehouse.model import DEFAULT_TTL_DAYS, MAX_TTL_DAYS
 from tracehouse.store import schema
+
+if TYPE_CHECKING:
+    from tracehouse.store import Store
 
 # Tables that hold a run's rows, by the column naming the run.
 _RUN_TABLES = (schema.SPANS, schema.EVENTS, schema.LOGS, schema.RUNS, schema.RUNS_BY_ID)
@@ -120,6 +125,43 @@ def set_retention(store: Any, tenant: str, days: int, payload_days: int | None =
         column_names=["Tenant", "RetentionDays", "PayloadRetentionDays"],
     )
     return TenantRetention(tenant, days, payload_days)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Where a row's retention comes from when the span does not say."""
+
+    ttl_days: int = DEFAULT_TTL_DAYS
+    payload_ttl_days: int = DEFAULT_TTL_DAYS
+
+
+class RetentionPolicy:
+    """The retention of a tenant's rows: its settings in the ``tenants`` table, else the
+    server's defaults. Settings are re-read at most every ``refresh`` seconds."""
+
+    def __init__(self, store: Store | None, default_days: int, payload_days: int | None = None, refresh: float = 30.0):
+        self.store = store  # None until the store can be reached: the defaults apply
+        self.default = Retention(default_days, min(payload_days or default_days, default_days))
+        self.refresh = refresh
+        self._tenants: dict[str, Retention] = {}
+        self._loaded = -float("inf")
+
+    def for_tenant(self, tenant: str) -> Retention:
+        self._reload()
+        return self._tenants.get(tenant, self.default)
+
+    def table(self) -> tuple[Retention, dict[str, Retention]]:
+        """The default retention and every tenant's own."""
+        self._reload()
+        return self.default, dict(self._tenants)
+
+    def _reload(self) -> None:
+        if self.store is not None and time.monotonic() - self._loaded > self.refresh:
+            rows = self.store.query(
+                f"SELECT Tenant, RetentionDays, PayloadRetentionDays FROM {self.store.table(schema.TENANTS)} FINAL"
+            )
+            self._tenants = {t: Retention(days, min(payload or days, days)) for t, days, payload in rows}
+            self._loaded = time.monotonic()
 
 
 _TTL_TABLES = (

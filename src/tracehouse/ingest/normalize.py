@@ -19,7 +19,6 @@ holds each message once without any state across spans.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,12 +26,11 @@ from typing import Any
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tracehouse import pricing, semconv
-from tracehouse.conventions import TYPE_OPERATIONS, node_type
+from tracehouse import conventions, pricing, semconv
+from tracehouse.conventions import node_type
 from tracehouse.model import (
     DEFAULT_TENANT,
     MAX_COST_USD,
-    MAX_TOKENS,
     MAX_TTL_DAYS,
     Event,
     EventKind,
@@ -87,21 +85,6 @@ def attribute_string(value: Any) -> str:
 def attributes(kvs: Iterable[KeyValue]) -> dict[str, str]:
     """OTLP attributes as the string map the tables store (the Collector exporter's encoding)."""
     return {kv.key: attribute_string(any_value(kv.value)) for kv in kvs}
-
-
-def _int(attrs: dict[str, str], *keys: str) -> int:
-    """A token count: the first of ``keys`` that holds a finite number, truncated; 0 when that
-    number is negative or over :data:`MAX_TOKENS` (it means nothing), or when none does."""
-    for key in keys:
-        raw = attrs.get(key)
-        if raw:
-            try:
-                number = float(raw)
-            except ValueError:
-                continue
-            if math.isfinite(number):
-                return int(number) if 0 <= number <= MAX_TOKENS else 0
-    return 0
 
 
 def _stated_cost(text: str) -> float | None:
@@ -272,31 +255,17 @@ def _messages(attrs: dict[str, str], events: Iterable[Any]) -> _Messages:
 # --- node type (the rules: tracehouse.conventions), run, status -----------------------------------
 
 
-def _status(span: Span, attrs: dict[str, str]) -> Status:
-    if attrs.get(semconv.TRACEHOUSE_STATUS) == Status.CANCELLED.value:
-        return Status.CANCELLED
-    if span.status.code == 2 or attrs.get(semconv.LANGFUSE_OBSERVATION_LEVEL) == "ERROR":
-        return Status.FAILED
-    return Status.COMPLETED
-
-
 # --- the normalizer -------------------------------------------------------------------------------
 
 
 # Where each field is read from, first non-empty value wins (the engine's normalizer reads the
 # same tables: see normalize_sql).
-AGENT_KEYS = (semconv.GEN_AI_AGENT_NAME, semconv.OI_AGENT_NAME)
-AGENT_NODE_KEYS = (semconv.TRACELOOP_ENTITY_NAME,)  # an agent node with no agent name
-RUN_NAME_KEYS = (semconv.GEN_AI_WORKFLOW_NAME, semconv.TRACELOOP_WORKFLOW_NAME, semconv.LANGFUSE_TRACE_NAME)
-MODEL_KEYS = (
-    semconv.GEN_AI_RESPONSE_MODEL,
-    semconv.GEN_AI_REQUEST_MODEL,
-    semconv.OI_LLM_MODEL_NAME,
-    semconv.LANGFUSE_OBSERVATION_MODEL,
-)
-PROVIDER_KEYS = (semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_SYSTEM, semconv.OI_LLM_PROVIDER, semconv.OI_LLM_SYSTEM)
-CONVERSATION_KEYS = (semconv.GEN_AI_CONVERSATION_ID, semconv.SESSION_ID, semconv.LANGFUSE_SESSION_ID)
-USER_KEYS = (semconv.USER_ID, semconv.ENDUSER_ID, semconv.LANGFUSE_USER_ID)
+# The rules of conventions, as Python functions (the engine's normalizer compiles the same rules).
+_MODEL, _PROVIDER = conventions.MODEL.python(), conventions.PROVIDER.python()
+_AGENT, _OPERATION, _STATUS = conventions.AGENT.python(), conventions.OPERATION.python(), conventions.STATUS.python()
+_CONVERSATION, _USER = conventions.CONVERSATION.python(), conventions.USER.python()
+_TOOL_NAME, _TOOL_CALL_ID = conventions.TOOL_NAME.python(), conventions.TOOL_CALL_ID.python()
+_TOKENS = {field: rule.python() for field, rule in conventions.TOKENS.items()}
 COST_KEYS = (semconv.TRACEHOUSE_COST_USD, semconv.OI_LLM_COST_TOTAL)
 TOOL_NAME_KEYS = (semconv.GEN_AI_TOOL_NAME, semconv.OI_TOOL_NAME)
 TOOL_CALL_ID_KEYS = (semconv.GEN_AI_TOOL_CALL_ID, semconv.OI_TOOL_CALL_ID)
@@ -391,7 +360,6 @@ def normalize_span(
     trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
     parent = span.parent_span_id.hex()
     kind = node_type(raw)
-    operation = raw.get(semconv.GEN_AI_OPERATION_NAME) or TYPE_OPERATIONS.get(kind, "")
     explicit_run = both.get(semconv.TRACEHOUSE_RUN_ID, "")
     if explicit_run:
         # The span that starts the run: an invoke_agent span (said, not derived from a node
@@ -405,22 +373,14 @@ def normalize_span(
     else:
         run_id, run_root = trace_id, not parent
 
-    agent = _first(raw, *AGENT_KEYS)
-    if not agent and kind is NodeType.AGENT:
-        agent = _first(raw, *AGENT_NODE_KEYS) or span.name.removeprefix(semconv.OP_INVOKE_AGENT).strip()
-    if not agent and run_root:
-        agent = _first(both, *RUN_NAME_KEYS)
-        # else the root span's own name: a LangGraph graph's run name, a workflow's name
-        agent = agent or span.name.removeprefix(semconv.OP_INVOKE_AGENT).strip()
-
-    model = _first(raw, *MODEL_KEYS)
-    provider = _first(raw, *PROVIDER_KEYS)
+    fields = {"name": span.name, "status_code": span.status.code, "type": kind.value, "run_root": run_root}
+    model = _MODEL(raw, both, fields)
     usage, cost = _usage_and_cost(raw, kind, model, price)
 
     messages = _messages(raw, span.events) if kind is NodeType.LLM else _NO_MESSAGES
     node_input, node_output = _io(kind, raw, messages, run_root)
 
-    status = _status(span, raw)
+    status = Status(_STATUS(raw, both, fields))
     events = [
         SpanEvent.model_construct(timestamp=from_ns(e.time_unix_nano), name=e.name, attributes=attributes(e.attributes))
         for e in span.events
@@ -461,12 +421,12 @@ def normalize_span(
         run_root=run_root,
         type=kind,
         status=status,
-        operation=operation,
-        agent_name=agent,
-        conversation_id=_first(both, *CONVERSATION_KEYS),
-        user_id=_first(both, *USER_KEYS),
+        operation=_OPERATION(raw, both, fields),
+        agent_name=_AGENT(raw, both, fields),
+        conversation_id=_CONVERSATION(raw, both, fields),
+        user_id=_USER(raw, both, fields),
         model=model,
-        provider=provider,
+        provider=_PROVIDER(raw, both, fields),
         usage=usage,
         cost_usd=cost,
         input=node_input,
@@ -482,43 +442,16 @@ def normalize_span(
 
 # Where each token count is read from, first found wins: GenAI, its earlier names, Traceloop's,
 # OpenInference's.
-TOKEN_KEYS = {
-    "input_tokens": (
-        semconv.GEN_AI_USAGE_INPUT_TOKENS,
-        semconv.GEN_AI_USAGE_PROMPT_TOKENS,
-        semconv.OI_LLM_TOKEN_COUNT_PROMPT,
-    ),
-    "output_tokens": (
-        semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
-        semconv.GEN_AI_USAGE_COMPLETION_TOKENS,
-        semconv.OI_LLM_TOKEN_COUNT_COMPLETION,
-    ),
-    "cache_read_tokens": (
-        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_TRACELOOP,
-        semconv.OI_LLM_TOKEN_COUNT_CACHE_READ,
-    ),
-    "cache_creation_tokens": (
-        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-        semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
-        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_TRACELOOP,
-        semconv.OI_LLM_TOKEN_COUNT_CACHE_WRITE,
-    ),
-    "reasoning_tokens": (
-        semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-        semconv.GEN_AI_USAGE_REASONING_TOKENS_TRACELOOP,
-        semconv.OI_LLM_TOKEN_COUNT_REASONING,
-    ),
-}
 # Langfuse's usage_details JSON names the same counts its own way.
 _LANGFUSE_TOKEN_KEYS = {"input_tokens": ("input", "prompt_tokens"), "output_tokens": ("output", "completion_tokens")}
+_LANGFUSE_TOKENS = {field: conventions.TokenCount(keys).python() for field, keys in _LANGFUSE_TOKEN_KEYS.items()}
 
 
 def _usage_and_cost(raw: dict[str, str], kind: NodeType, model: str, price: Pricer) -> tuple[Usage, float]:
-    counts = {field: _int(raw, *keys) for field, keys in TOKEN_KEYS.items()}
+    counts = {field: read(raw, raw, {}) for field, read in _TOKENS.items()}
     details = _json(raw.get(semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS, "")) or {}
-    for field, keys in _LANGFUSE_TOKEN_KEYS.items():
-        counts[field] = counts[field] or _int(details, *keys)
+    for field, read in _LANGFUSE_TOKENS.items():
+        counts[field] = counts[field] or read(details, details, {})
     usage = Usage.model_construct(**counts)
     stated = _first(raw, *COST_KEYS)
     if not stated:
@@ -605,8 +538,8 @@ def _replay_events(node: Node, raw: dict[str, str], messages: _Messages) -> Iter
         for message in messages.outputs:
             yield from _message_events(event, message, end)
     elif node.type is NodeType.TOOL:
-        name = _first(raw, *TOOL_NAME_KEYS) or node.name.removeprefix(semconv.OP_EXECUTE_TOOL).strip()
-        call_id = _first(raw, *TOOL_CALL_ID_KEYS)
+        fields = {"name": node.name}
+        name, call_id = _TOOL_NAME(raw, raw, fields), _TOOL_CALL_ID(raw, raw, fields)
         yield event(EventKind.TOOL_CALL, node.started_at, name=name, tool_call_id=call_id, content=node.input)
         if node.status is Status.COMPLETED:
             yield event(EventKind.TOOL_RESULT, end, name=name, tool_call_id=call_id, content=node.output)

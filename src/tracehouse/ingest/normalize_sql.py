@@ -37,15 +37,31 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tracehouse import semconv
-from tracehouse.conventions import OI_TYPES, OPERATION_TYPES, TRACELOOP_TYPES, TYPE_OPERATIONS
+from tracehouse import conventions, semconv
 from tracehouse.ingest import normalize as py
+from tracehouse.ingest.engine_rules import compile_rule
+from tracehouse.ingest.sql_text import (
+    array as _list,
+)
+from tracehouse.ingest.sql_text import (
+    both as _both,
+)
+from tracehouse.ingest.sql_text import (
+    first as _first,
+)
+from tracehouse.ingest.sql_text import (
+    get as _get,
+)
+from tracehouse.ingest.sql_text import (
+    lookup as _lookup,
+)
+from tracehouse.ingest.sql_text import (
+    quote as _q,
+)
 from tracehouse.model import (
     DEFAULT_TENANT,
     MAX_COST_USD,
-    MAX_TOKENS,
     MAX_TTL_DAYS,
-    NODE_TYPE_NAMES,
     PREVIEW_CHARS,
     EventKind,
     Node,
@@ -103,65 +119,7 @@ STAGE = "tracehouse_ingest_stage"  # session-scoped temporary tables
 NORMALIZED = "tracehouse_ingest_normalized"
 
 
-# --- SQL text helpers ---------------------------------------------------------------------------
-
-
-def _q(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _list(values: Iterable[str]) -> str:
-    return "[" + ", ".join(_q(v) for v in values) + "]"
-
-
-def _get(map_expr: str, key: str) -> str:
-    return f"{map_expr}[{_q(key)}]"
-
-
-def _first_nonempty(values: Sequence[str]) -> str:
-    """The first of ``values`` that is not empty, else ''. Written out, not as a lambda over a
-    key list: a lambda that reads a column (``arrayMap(k -> attrs[k], ...)``) makes the engine
-    copy the column once per key, which cost about half of the normalizing statement."""
-    *rest, last = values
-    nulled = ", ".join(f"nullIf({v}, '')" for v in rest)
-    return f"coalesce({nulled}, {last})" if rest else last
-
-
-def _first(map_expr: str, keys: Sequence[str]) -> str:
-    """The first non-empty value among ``keys`` (``normalize._first``)."""
-    return _first_nonempty([_get(map_expr, k) for k in keys])
-
-
-def _both(key: str) -> str:
-    """A key of the span's attributes, else of its resource's (``both`` in the normalizer)."""
-    return f"if(mapContains(attrs, {_q(key)}), {_get('attrs', key)}, {_get('res', key)})"
-
-
-def _first_both(keys: Sequence[str]) -> str:
-    return _first_nonempty([_both(k) for k in keys])
-
-
-def _literal(value: str | float) -> str:
-    return _q(value) if isinstance(value, str) else repr(value)
-
-
-def _lookup(expr: str, table: Mapping[Any, str | float], default: str | float, array_type: str = "") -> str:
-    """``table.get(expr, default)`` for a small table of literals (``array_type`` casts the
-    values, where numbers of mixed spelling would not share a type)."""
-    if not table:
-        return _literal(default)
-    keys = ", ".join(_literal(k) for k in table)
-    values = ", ".join(_literal(v) for v in table.values())
-    cast = f"::Array({array_type})" if array_type else ""
-    return f"transform({expr}, [{keys}], [{values}]{cast}, {_literal(default)})"
-
-
-def _strip(expr: str) -> str:
-    return f"trim(BOTH ' \\t\\n\\r\\f\\v' FROM {expr})"
-
-
-def _removeprefix(expr: str, prefix: str) -> str:
-    return f"if(startsWith({expr}, {_q(prefix)}), substring({expr}, {len(prefix) + 1}), {expr})"
+# --- SQL text helpers: tracehouse.ingest.sql_text ------------------------------------------------
 
 
 # Python's repr of a float, where it does not use an exponent; the rest are flagged.
@@ -343,35 +301,6 @@ SETTINGS format_schema = {_q(schema_path + ":Batch")},
 """  # noqa: E501
 
 
-def _node_type() -> str:
-    """``conventions.node_type``."""
-    names = {name: t.value for name, t in NODE_TYPE_NAMES.items()}
-    operation = _get("attrs", semconv.GEN_AI_OPERATION_NAME)
-    oi_kind = f"upper({_get('attrs', semconv.OPENINFERENCE_SPAN_KIND)})"
-    request_type = _get("attrs", semconv.LLM_REQUEST_TYPE)
-    traceloop = _get("attrs", semconv.TRACELOOP_SPAN_KIND)
-    langfuse = _get("attrs", semconv.LANGFUSE_OBSERVATION_TYPE)
-    declared = _get("attrs", semconv.TRACEHOUSE_NODE_TYPE)
-    values = lambda table: {k: v.value for k, v in table.items()}  # noqa: E731
-    return (
-        f"multiIf({declared} != '', {_lookup(f'lower({_strip(declared)})', names, NodeType.OTHER.value)}, "
-        f"{operation} IN {_list(OPERATION_TYPES)}, {_lookup(operation, values(OPERATION_TYPES), '')}, "
-        f"{oi_kind} IN {_list(OI_TYPES)}, {_lookup(oi_kind, values(OI_TYPES), '')}, "
-        f"{request_type} != '', if({request_type} = 'embedding', {_q(NodeType.EMBEDDING)}, {_q(NodeType.LLM)}), "
-        f"{traceloop} IN {_list(TRACELOOP_TYPES)}, {_lookup(traceloop, values(TRACELOOP_TYPES), '')}, "
-        f"{langfuse} != '', {_lookup(f'lower({_strip(langfuse)})', names, NodeType.OTHER.value)}, "
-        f"{operation} != '' OR {_get('attrs', semconv.GEN_AI_REQUEST_MODEL)} != '' OR "
-        f"{_get('attrs', semconv.GEN_AI_SYSTEM)} != '', {_q(NodeType.LLM)}, {_q(NodeType.OTHER)})"
-    )
-
-
-def _tokens(keys: Sequence[str]) -> str:
-    """``normalize._int`` over ``keys``: the first that parses as a finite number."""
-    parsed = [f"ifNull(toFloat64OrNull({_get('attrs', k)}), nan)" for k in keys]
-    first = f"multiIf({', '.join(f'isFinite({v}), {v}' for v in parsed)}, 0.)"  # computed once: the engine shares it
-    return f"if({first} BETWEEN 0 AND {MAX_TOKENS}, toUInt64(trunc({first})), 0)"
-
-
 def _ttl(raw: str, default: str) -> str:
     """``normalize._ttl``."""
     days = f"toFloat64OrNull({raw})"
@@ -419,26 +348,19 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
     first = {
         "Timestamp": "fromUnixTimestamp64Nano(toInt64(intDiv(start_ns, 1000) * 1000))",
         "TraceId": "lower(hex(trace_id))",
-        "NodeType": _node_type(),
+        "NodeType": compile_rule(conventions.NODE_TYPE),
         "ExplicitRun": _both(semconv.TRACEHOUSE_RUN_ID),
         "exception": f"if({exception_at} > 0, event_attrs[{exception_at}], {_EMPTY_MAP})",
         "Duration": "if(end_ns > start_ns, end_ns - start_ns, 0)",
-        "Status": f"multiIf({_get('attrs', semconv.TRACEHOUSE_STATUS)} = {_q(Status.CANCELLED)}, "
-        f"{_q(Status.CANCELLED)}, "
-        f"status_code = 2 OR {_get('attrs', semconv.LANGFUSE_OBSERVATION_LEVEL)} = 'ERROR', {_q(Status.FAILED)}, "
-        f"{_q(Status.COMPLETED)})",
+        "Status": compile_rule(conventions.STATUS),
         "Tenant": f"coalesce(nullIf(transport_tenant, ''), nullIf({_both(semconv.TRACEHOUSE_TENANT)}, ''), {_q(DEFAULT_TENANT)})",  # noqa: E501
         "has_inputs": f"({_json_list(input_messages)} AND JSONLength({input_messages}) > 0)",
         "has_outputs": f"({_json_list(output_messages)} AND JSONLength({output_messages}) > 0)",
-        "SpanAgentName": _strip(_removeprefix("name", semconv.OP_INVOKE_AGENT)),
         # Read by more than one rule below: computed once here (an alias is expanded at each use).
         "root_input": _first("attrs", py.ROOT_INPUT_KEYS),
         "node_input": _first("attrs", py.INPUT_KEYS),
         "root_output": _first("attrs", py.ROOT_OUTPUT_KEYS),
         "node_output": _first("attrs", py.OUTPUT_KEYS),
-        "agent_key": _first("attrs", py.AGENT_KEYS),
-        "agent_node_key": _first("attrs", py.AGENT_NODE_KEYS),
-        "run_name": _first_both(py.RUN_NAME_KEYS),
     }
     second = {
         "RunId": "if(ExplicitRun != '', ExplicitRun, TraceId)",
@@ -452,17 +374,14 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         f"NOT RunRoot AND node_input != '', node_input, {_messages_text(input_messages)})",
         "Output": f"multiIf(llm_messages, OutputMessages, RunRoot AND root_output != '', root_output, "
         f"NOT RunRoot AND node_output != '', node_output, {_messages_text(output_messages)})",
-        "AgentName": f"multiIf(agent_key != '', agent_key, "
-        f"NodeType = {_q(NodeType.AGENT)} AND agent_node_key != '', agent_node_key, "
-        f"NodeType = {_q(NodeType.AGENT)} AND SpanAgentName != '', SpanAgentName, "
-        "RunRoot AND run_name != '', run_name, RunRoot, SpanAgentName, '')",
+        "AgentName": compile_rule(conventions.AGENT),
         "TtlDays": f"toUInt16({_ttl(_both(semconv.TRACEHOUSE_TTL_DAYS), _lookup('Tenant', {t: r.ttl_days for t, r in tenants.items()}, retention.ttl_days, 'Int64'))})",  # noqa: E501
-        "InputTokens": _tokens(py.TOKEN_KEYS["input_tokens"]),
-        "OutputTokens": _tokens(py.TOKEN_KEYS["output_tokens"]),
-        "CacheReadTokens": _tokens(py.TOKEN_KEYS["cache_read_tokens"]),
-        "CacheCreationTokens": _tokens(py.TOKEN_KEYS["cache_creation_tokens"]),
-        "ReasoningTokens": _tokens(py.TOKEN_KEYS["reasoning_tokens"]),
-        "Model": _first("attrs", py.MODEL_KEYS),
+        "InputTokens": compile_rule(conventions.TOKENS["input_tokens"]),
+        "OutputTokens": compile_rule(conventions.TOKENS["output_tokens"]),
+        "CacheReadTokens": compile_rule(conventions.TOKENS["cache_read_tokens"]),
+        "CacheCreationTokens": compile_rule(conventions.TOKENS["cache_creation_tokens"]),
+        "ReasoningTokens": compile_rule(conventions.TOKENS["reasoning_tokens"]),
+        "Model": compile_rule(conventions.MODEL),
         "StatedCost": f"toFloat64OrNull({_first('attrs', py.COST_KEYS)})",
     }
     cached = "least(CacheReadTokens, InputTokens)"
@@ -500,12 +419,12 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         "RunRoot": "RunRoot",
         "NodeType": "NodeType",
         "Status": "Status",
-        "OperationName": f"if({operation} != '', {operation}, {_lookup('NodeType', {t.value: op for t, op in TYPE_OPERATIONS.items()}, '')})",  # noqa: E501
+        "OperationName": compile_rule(conventions.OPERATION),
         "AgentName": "AgentName",
-        "ConversationId": _first_both(py.CONVERSATION_KEYS),
-        "UserId": _first_both(py.USER_KEYS),
+        "ConversationId": compile_rule(conventions.CONVERSATION),
+        "UserId": compile_rule(conventions.USER),
         "Model": "Model",
-        "Provider": _first("attrs", py.PROVIDER_KEYS),
+        "Provider": compile_rule(conventions.PROVIDER),
         "InputTokens": "InputTokens",
         "OutputTokens": "OutputTokens",
         "CacheReadTokens": "CacheReadTokens",
@@ -525,8 +444,8 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         "PayloadAttributes": f"mapFilter((k, v) -> {payload}, attrs)",
         "TtlDays": "TtlDays",
         "PayloadTtlDays": f"toUInt16(least(TtlDays, {_lookup('Tenant', {t: r.payload_ttl_days for t, r in tenants.items()}, retention.payload_ttl_days, 'Int64')}))",  # noqa: E501
-        "ToolName": f"coalesce(nullIf({_first('attrs', py.TOOL_NAME_KEYS)}, ''), {_strip(_removeprefix('name', semconv.OP_EXECUTE_TOOL))})",  # noqa: E501
-        "ToolCallId": _first("attrs", py.TOOL_CALL_ID_KEYS),
+        "ToolName": compile_rule(conventions.TOOL_NAME),
+        "ToolCallId": compile_rule(conventions.TOOL_CALL_ID),
         "EndedAt": "fromUnixTimestamp64Nano(toInt64(intDiv(start_ns, 1000) * 1000) + toInt64(roundBankers(Duration / 1000)) * 1000)",  # noqa: E501
     }
     return f"""
@@ -723,7 +642,7 @@ class EngineNormalizer:
             raise
 
     def _models_sql(self, engine_rows: str) -> str:
-        return f"SELECT DISTINCT {_first('attrs', py.MODEL_KEYS)} AS model FROM {STAGE} WHERE {engine_rows} AND model != ''"  # noqa: E501
+        return f"SELECT DISTINCT {compile_rule(conventions.MODEL)} AS model FROM {STAGE} WHERE {engine_rows} AND model != ''"  # noqa: E501
 
     def _live(self) -> list[Node]:
         columns = (

@@ -29,7 +29,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from tracehouse import __version__
 from tracehouse.api.agents import KEY_COOKIE, request_tenant, same_origin
-from tracehouse.ingest.receiver import Unauthenticated
+from tracehouse.auth import Unauthenticated
 from tracehouse.model import DEFAULT_TENANT
 from tracehouse.store.reads import ReadService, duration_text
 from tracehouse.store.reads import tenants as stored_tenants

@@ -335,3 +335,54 @@ def test_meaningless_token_counts_and_costs_are_not_summed(store):
     (inputs, outputs, cost, cheapest) = rows_[0]
     assert (inputs, outputs) == (0, 10 * len(MEANINGLESS))
     assert cost == pytest.approx(priced * len(MEANINGLESS)) and cheapest >= 0
+
+
+HOSTILE = ["it's", "back\\slash", "{model:String}", "'); DROP TABLE spans; --", 'é " {}']
+
+
+def test_names_made_of_quotes_and_sql_are_stored_as_sent(store):
+    """Model, agent and tenant names come from clients: they reach the engine as data (the
+    staged spans) or bound parameters (a priced model's name, a tenant's retention), never
+    spliced into the statement, and are stored as sent."""
+    rec = Recorder("svc")
+    for name in HOSTILE:
+        with rec.span(
+            f"invoke_agent {name}",
+            **{
+                GA.GEN_AI_OPERATION_NAME: "invoke_agent",
+                GA.GEN_AI_AGENT_NAME: name,
+                semconv.TRACEHOUSE_TENANT: name,
+            },
+        ):
+            chat = {
+                GA.GEN_AI_OPERATION_NAME: "chat",
+                GA.GEN_AI_REQUEST_MODEL: name,
+                GA.GEN_AI_USAGE_INPUT_TOKENS: 1000,
+                semconv.TRACEHOUSE_TENANT: name,
+            }
+            with rec.span("chat", **chat):
+                pass
+    payload = rec.request().SerializeToString()
+
+    def price(model, *tokens):  # every hostile model has a price: each is looked up by name
+        return (HOSTILE.index(model) + 1) * 1e-3 * sum(tokens) if model in HOSTILE else None
+
+    tenants = {name: Retention(i + 1, 1) for i, name in enumerate(HOSTILE)}
+    normalizer = EngineNormalizer(store, price)
+    statements = []
+    run = normalizer._command
+    normalizer._command = lambda sql, *args, **kwargs: (statements.append(sql), run(sql, *args, **kwargs))[1]
+    result = normalizer.store_traces([("", payload)], Retention(), tenants)
+    assert result.python_records == set()
+    spliced = [name for name in HOSTILE for sql in statements if name in sql or name.replace("'", "\\'") in sql]
+    assert statements and not spliced, spliced
+    stored = store.query(
+        f"SELECT Tenant, AgentName, Model, TtlDays, CostUsd FROM {store.table(schema.SPANS)} "
+        "WHERE NodeType = 'llm' ORDER BY TtlDays"
+    )
+    assert [(t, m, d) for t, _, m, d, _ in stored] == [(n, n, i + 1) for i, n in enumerate(HOSTILE)]
+    # each model's own price, found by its name: 1000 input tokens at (i + 1) / 1000 $ each
+    assert [round(cost, 9) for *_, cost in stored] == [i + 1 for i in range(len(HOSTILE))]
+    agents = store.query(f"SELECT AgentName FROM {store.table(schema.SPANS)} WHERE RunRoot ORDER BY AgentName")
+    _read(store)
+    assert [a for (a,) in agents] == sorted(HOSTILE)

@@ -329,7 +329,24 @@ class Prices:
         return cls(found)
 
     def cost(self, model: str, index: int) -> str:
-        return _lookup(model, {m: p[index] for m, p in self.models.items()}, 0.0, "Float64")
+        """The price per token of ``model`` (a column): the models' names, from the spans, are
+        bound parameters (:meth:`parameters`), never SQL text."""
+        return f"transform({model}, {{price_models:Array(String)}}, {{price_{index}:Array(Float64)}}, 0.)"
+
+    def parameters(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"price_models": list(self.models)}
+        for index in range(4):
+            found[f"price_{index}"] = [p[index] for p in self.models.values()]
+        return found
+
+
+def _tenant_days(tenants: Mapping[str, py.Retention]) -> dict[str, Any]:
+    """The tenants' retention, bound like the prices (a tenant's name is a client's value)."""
+    return {
+        "ttl_tenants": list(tenants),
+        "ttl_days": [r.ttl_days for r in tenants.values()],
+        "payload_ttl_days": [r.payload_ttl_days for r in tenants.values()],
+    }
 
 
 def _layer(columns: Mapping[str, str]) -> str:
@@ -341,6 +358,9 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
     expands an alias at every use, so what many columns read (node type, run root, input) is
     computed in a layer below them and read as a column."""
     operation = _get("attrs", semconv.GEN_AI_OPERATION_NAME)
+    tenant_ttl = (
+        f"transform(Tenant, {{ttl_tenants:Array(String)}}, {{ttl_days:Array(Int64)}}, {int(retention.ttl_days)})"
+    )
     input_messages = _get("attrs", semconv.GEN_AI_INPUT_MESSAGES)
     output_messages = _get("attrs", semconv.GEN_AI_OUTPUT_MESSAGES)
     exception_at = f"indexOf(event_names, {_q(semconv.EXCEPTION_EVENT)})"
@@ -375,7 +395,7 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         "Output": f"multiIf(llm_messages, OutputMessages, RunRoot AND root_output != '', root_output, "
         f"NOT RunRoot AND node_output != '', node_output, {_messages_text(output_messages)})",
         "AgentName": compile_rule(conventions.AGENT),
-        "TtlDays": f"toUInt16({_ttl(_both(semconv.TRACEHOUSE_TTL_DAYS), _lookup('Tenant', {t: r.ttl_days for t, r in tenants.items()}, retention.ttl_days, 'Int64'))})",  # noqa: E501
+        "TtlDays": f"toUInt16({_ttl(_both(semconv.TRACEHOUSE_TTL_DAYS), tenant_ttl)})",
         "InputTokens": compile_rule(conventions.TOKENS["input_tokens"]),
         "OutputTokens": compile_rule(conventions.TOKENS["output_tokens"]),
         "CacheReadTokens": compile_rule(conventions.TOKENS["cache_read_tokens"]),
@@ -443,7 +463,7 @@ def _normalize_sql(retention: py.Retention, tenants: Mapping[str, py.Retention],
         "OutputPreview": _preview("Output"),
         "PayloadAttributes": f"mapFilter((k, v) -> {payload}, attrs)",
         "TtlDays": "TtlDays",
-        "PayloadTtlDays": f"toUInt16(least(TtlDays, {_lookup('Tenant', {t: r.payload_ttl_days for t, r in tenants.items()}, retention.payload_ttl_days, 'Int64')}))",  # noqa: E501
+        "PayloadTtlDays": f"toUInt16(least(TtlDays, transform(Tenant, {{ttl_tenants:Array(String)}}, {{payload_ttl_days:Array(Int64)}}, {int(retention.payload_ttl_days)})))",  # noqa: E501
         "ToolName": compile_rule(conventions.TOOL_NAME),
         "ToolCallId": compile_rule(conventions.TOOL_CALL_ID),
         "EndedAt": "fromUnixTimestamp64Nano(toInt64(intDiv(start_ns, 1000) * 1000) + toInt64(roundBankers(Duration / 1000)) * 1000)",  # noqa: E501
@@ -586,8 +606,10 @@ class EngineNormalizer:
         self._events = _events_sql().replace("$events", store.table(schema.EVENTS))
         self._spans = _spans_sql().replace("$spans", store.table(schema.SPANS))
 
-    def _command(self, sql: str, settings: dict[str, Any] | None = None) -> None:
-        self.store.client.command(sql, settings=settings)
+    def _command(
+        self, sql: str, settings: dict[str, Any] | None = None, parameters: dict[str, Any] | None = None
+    ) -> None:
+        self.store.client.command(sql, parameters=parameters, settings=settings)
 
     def store_traces(
         self,
@@ -620,7 +642,11 @@ class EngineNormalizer:
             # A record is normalized by one path, whole.
             engine_rows = f"record NOT IN ({', '.join(map(str, sorted(python_records)))})" if python_records else "1"
             models = [m for (m,) in self.store.query(self._models_sql(engine_rows))]
-            self._command(_normalize_sql(retention, tenants, Prices.ask(models, self.price), engine_rows))
+            prices = Prices.ask(models, self.price)
+            self._command(
+                _normalize_sql(retention, tenants, prices, engine_rows),
+                parameters={**prices.parameters(), **_tenant_days(tenants)},
+            )
             self._command(f"DROP TEMPORARY TABLE {STAGE}")  # its memory is free for the inserts
             token = (
                 (lambda kind: {"insert_deduplication_token": f"{dedup_token}:{kind}"})

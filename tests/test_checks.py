@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -206,6 +207,29 @@ def test_json_that_protobuf_cannot_hold_is_a_bad_request():
     )
     with pytest.raises(otlp.BadRequest, match="not an OTLP traces request"):
         otlp.decode(otlp.TRACES, lone_surrogate, otlp.JSON)
+
+
+def test_a_bad_request_quoting_a_lone_surrogate_is_answered_with_its_reason():
+    from google.rpc import status_pb2
+
+    from tracehouse.ingest import otlp
+
+    # A surrogate where a list of scopes goes: protobuf's parse error quotes the value, and the
+    # 400's Status could not hold that message (HTTP 500, found by benchmarks/fuzz.py).
+    body = b'{"resourceSpans":[{"scopeSpans":"\\ud800"}]}'
+    with pytest.raises(otlp.BadRequest) as refused:
+        otlp.decode(otlp.TRACES, body, otlp.JSON)
+    assert "\ud800" in str(refused.value)
+    for content_type in (otlp.JSON, otlp.PROTOBUF):
+        reply = otlp.status_body(otlp.error_status(otlp.INVALID_ARGUMENT, str(refused.value)), content_type)
+        status = status_pb2.Status()
+        if content_type == otlp.JSON:
+            json_format.Parse(reply, status)
+        else:
+            status.ParseFromString(reply)
+        assert status.code == otlp.INVALID_ARGUMENT and "\\ud800" in status.message
+    response = otlp.response(otlp.TRACES, 1, "span name '\ud800' refused", otlp.PROTOBUF)
+    assert "\\ud800" in otlp.TRACES.response.FromString(response).partial_success.error_message
 
 
 @pytest.mark.parametrize("field", ['"kind": Infinity', '"kind": 1e999', '"status": {"code": -Infinity}'])

@@ -261,3 +261,18 @@ def test_meaningless_severities_and_retentions_are_read_as_unset():
     stored = normalize_logs(request.resource_logs, tenant="t", retention_for=lambda tenant: Retention())
     assert [r.severity_number for r in stored] == [0, 0, 0, 9]
     assert (_ttl("inf", 30), _ttl("nan", 30), _ttl("-inf", 30), _ttl("45", 30)) == (30, 30, 30, 45)
+
+
+@pytest.mark.parametrize("details", ["[1, 2]", "7", '"text"', '{"input": [5], "output": {"n": 1}}', '{"input": 12}'])
+def test_langfuse_usage_details_that_are_no_object_of_counts_are_read_as_none(details):
+    from tracehouse.ingest.normalize import Retention, normalize_spans
+
+    # A JSON array here made the Python normalizer raise on every attempt: the writer retried the
+    # batch for ever and stored nothing after it (found by benchmarks/fuzz.py, seed 16).
+    request = traces((NOW, NOW + SECOND))
+    span = spans_of(request)[0]
+    span.attributes.add(key=semconv.GEN_AI_OPERATION_NAME).value.string_value = "chat"
+    span.attributes.add(key=semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS).value.string_value = details
+    (node,), _ = normalize_spans(request.resource_spans, tenant="t", retention_for=lambda tenant: Retention())
+    assert node.usage.input_tokens == (12 if details == '{"input": 12}' else 0) and node.usage.output_tokens == 0
+    assert node.attributes[semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS] == details  # kept as it came

@@ -579,7 +579,8 @@ _LANGFUSE_TOKEN_KEYS = {"input_tokens": ("input", "prompt_tokens"), "output_toke
 
 def _usage_and_cost(raw: dict[str, str], kind: NodeType, model: str, price: Pricer) -> tuple[Usage, float]:
     counts = {field: _int(raw, *keys) for field, keys in TOKEN_KEYS.items()}
-    details = _json(raw.get(semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS, "")) or {}
+    details = _json(raw.get(semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS, ""))
+    details = {k: attribute_string(v) for k, v in details.items()} if isinstance(details, dict) else {}
     for field, keys in _LANGFUSE_TOKEN_KEYS.items():
         counts[field] = counts[field] or _int(details, *keys)
     usage = Usage.model_construct(**counts)

@@ -65,7 +65,8 @@ def test_receiver_benchmark_runs():
 
 def test_fuzz_benchmark_runs():
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "fuzz.py"), "--cases", "80", "--run-every", "20", "--seed", "3"],
+        [sys.executable, str(BENCHMARKS / "fuzz.py"), "--cases", "80", "--run-every", "20", "--seed", "3"]
+        + ["--servers", "2"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -78,5 +79,6 @@ def test_fuzz_benchmark_runs():
     assert report["cases"] == 80 == sum(sum(answers.values()) for answers in report["answers_by_channel"].values())
     channels = report["answers_by_channel"]
     assert len(channels) >= 4 and all(re.fullmatch(r"(http/(protobuf|json)|grpc)(\+gzip)?", c) for c in channels)
-    assert report["valid_runs_sent"] + report["valid_runs_refused"] == 4
+    assert report["valid_runs_sent"] + report["valid_runs_refused"] == 4  # cases 0, 1, 40, 41: each server's 0th, 20th
+    assert report["servers"] == 2 and report["workers"] >= 1
     assert report["cases_per_s"] > 0 and report["machine"]

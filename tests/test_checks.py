@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -208,6 +209,29 @@ def test_json_that_protobuf_cannot_hold_is_a_bad_request():
         otlp.decode(otlp.TRACES, lone_surrogate, otlp.JSON)
 
 
+def test_a_bad_request_quoting_a_lone_surrogate_is_answered_with_its_reason():
+    from google.rpc import status_pb2
+
+    from tracehouse.ingest import otlp
+
+    # A surrogate where a list of scopes goes: protobuf's parse error quotes the value, and the
+    # 400's Status could not hold that message (HTTP 500, found by benchmarks/fuzz.py).
+    body = b'{"resourceSpans":[{"scopeSpans":"\\ud800"}]}'
+    with pytest.raises(otlp.BadRequest) as refused:
+        otlp.decode(otlp.TRACES, body, otlp.JSON)
+    assert "\ud800" in str(refused.value)
+    for content_type in (otlp.JSON, otlp.PROTOBUF):
+        reply = otlp.status_body(otlp.error_status(otlp.INVALID_ARGUMENT, str(refused.value)), content_type)
+        status = status_pb2.Status()
+        if content_type == otlp.JSON:
+            json_format.Parse(reply, status)
+        else:
+            status.ParseFromString(reply)
+        assert status.code == otlp.INVALID_ARGUMENT and "\\ud800" in status.message
+    response = otlp.response(otlp.TRACES, 1, "span name '\ud800' refused", otlp.PROTOBUF)
+    assert "\\ud800" in otlp.TRACES.response.FromString(response).partial_success.error_message
+
+
 @pytest.mark.parametrize("field", ['"kind": Infinity', '"kind": 1e999', '"status": {"code": -Infinity}'])
 def test_json_numbers_no_integer_can_hold_are_a_bad_request(field):
     from tracehouse.ingest import otlp
@@ -237,3 +261,18 @@ def test_meaningless_severities_and_retentions_are_read_as_unset():
     stored = normalize_logs(request.resource_logs, tenant="t", retention_for=lambda tenant: Retention())
     assert [r.severity_number for r in stored] == [0, 0, 0, 9]
     assert (_ttl("inf", 30), _ttl("nan", 30), _ttl("-inf", 30), _ttl("45", 30)) == (30, 30, 30, 45)
+
+
+@pytest.mark.parametrize("details", ["[1, 2]", "7", '"text"', '{"input": [5], "output": {"n": 1}}', '{"input": 12}'])
+def test_langfuse_usage_details_that_are_no_object_of_counts_are_read_as_none(details):
+    from tracehouse.ingest.normalize import Retention, normalize_spans
+
+    # A JSON array here made the Python normalizer raise on every attempt: the writer retried the
+    # batch for ever and stored nothing after it (found by benchmarks/fuzz.py, seed 16).
+    request = traces((NOW, NOW + SECOND))
+    span = spans_of(request)[0]
+    span.attributes.add(key=semconv.GEN_AI_OPERATION_NAME).value.string_value = "chat"
+    span.attributes.add(key=semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS).value.string_value = details
+    (node,), _ = normalize_spans(request.resource_spans, tenant="t", retention_for=lambda tenant: Retention())
+    assert node.usage.input_tokens == (12 if details == '{"input": 12}' else 0) and node.usage.output_tokens == 0
+    assert node.attributes[semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS] == details  # kept as it came

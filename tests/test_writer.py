@@ -6,14 +6,17 @@ import time
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 from otel_helpers import Recorder
 
+import tracehouse
 from tracehouse import semconv
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.spool import KIND_TRACES, Spool
 from tracehouse.ingest.writer import Writer
-from tracehouse.store import rollups, schema
+from tracehouse.store import queries, rollups, schema
+from tracehouse.store.reads import ReadService
 from tracehouse.store.retention import RetentionPolicy
 
 
@@ -354,3 +357,41 @@ def test_a_request_that_decodes_but_is_refused_is_found_by_splitting_the_batch(s
     assert {r for (r,) in runs} == {f"run-{n}" for n in range(12) if n != 7}
     (entry,) = writer.quarantine.entries()
     assert "DataError" in entry.error or "Code:" in entry.error
+
+
+@pytest.mark.parametrize("engine_normalize", [True, False], ids=["engine", "python"])
+def test_a_run_whose_process_died_before_its_root_ended_is_incomplete_and_names_its_agent(
+    store, tmp_path, engine_normalize
+):
+    exporter = InMemorySpanExporter()
+    tracehouse.configure("crashing-app", exporter=exporter, batch=False)
+    with tracehouse.run("planner", input="Plan Rome") as run:
+        with tracehouse.node("plan"):
+            with tracehouse.llm_call("gpt-4o-mini", "openai") as llm:
+                llm.record_response("1. flights", input_tokens=10, output_tokens=2)
+        with tracehouse.node("researcher", type="agent"):  # an agent node: its own name, not the run's
+            with tracehouse.tool("search", {"q": "Rome"}) as found:
+                found.set_result("ok")
+        # The process dies here: its children were exported, its root never ends.
+        exported = encode_spans(exporter.get_finished_spans()).SerializeToString()
+        run_id = run.run_id
+    exporter.clear()
+
+    spool = Spool(str(tmp_path / "spool"))
+    writer = Writer(store, spool, RetentionPolicy(store, 30), Metrics(), engine_normalize=engine_normalize)
+    spool.append(KIND_TRACES, "default", exported)
+    writer.write(spool.read(spool.committed))
+    spool.close()
+    store.run_idle_timeout = 1
+    time.sleep(1.1)
+    assert [r.run_id for r in store.mark_idle_runs()] == [run_id]  # the writer's sweep
+    (item,) = ReadService(store).history()
+    assert (item.run_id, item.status, item.agent) == (run_id, "incomplete", "planner")
+    assert [i.run_id for i in ReadService(store).history(agent="planner")] == [run_id]
+    nodes = {n.name: n.agent_name for n in queries.run_nodes(store, "default", run_id)}
+    assert nodes == {
+        "plan": "planner",
+        "chat gpt-4o-mini": "planner",
+        "researcher": "researcher",
+        "execute_tool search": "planner",
+    }

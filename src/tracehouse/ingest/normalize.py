@@ -449,7 +449,8 @@ _LANGFUSE_TOKENS = {field: conventions.TokenCount(keys).python() for field, keys
 
 def _usage_and_cost(raw: dict[str, str], kind: NodeType, model: str, price: Pricer) -> tuple[Usage, float]:
     counts = {field: read(raw, raw, {}) for field, read in _TOKENS.items()}
-    details = _json(raw.get(semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS, "")) or {}
+    details = _json(raw.get(semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS, ""))
+    details = {k: attribute_string(v) for k, v in details.items()} if isinstance(details, dict) else {}
     for field, read in _LANGFUSE_TOKENS.items():
         counts[field] = counts[field] or read(details, details, {})
     usage = Usage.model_construct(**counts)

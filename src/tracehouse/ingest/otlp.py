@@ -103,14 +103,24 @@ def response(signal: Signal, rejected: int, message_text: str, content_type: str
     message = signal.response()
     if rejected or message_text:
         setattr(message.partial_success, signal.rejected_field, rejected)
-        message.partial_success.error_message = message_text
+        message.partial_success.error_message = _encodable(message_text)
     if content_type == JSON:
         return json_format.MessageToJson(message, indent=None).encode()
     return message.SerializeToString()
 
 
+def _encodable(text: str) -> str:
+    """``text`` as protobuf can hold it: a lone surrogate (which a JSON body may hold, and a
+    parse error quote) is written as its escape."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
 def error_status(code: int, message: str, details: list[Message] = ()) -> status_pb2.Status:
-    status = status_pb2.Status(code=code, message=message)
+    status = status_pb2.Status(code=code, message=_encodable(message))
     for detail in details:
         status.details.add().Pack(detail)
     return status

@@ -326,7 +326,12 @@ class _Scope:
         attributes = self.attributes
         info = otel_context.get_value(_RUN, ctx)
         if info is not None and semconv.TRACEHOUSE_RUN_ID not in attributes:
-            attributes = {**_run_attributes(info), **attributes}  # at start: cheaper than stamping after
+            stamped = _run_attributes(info)
+            if info.agent_name and attributes.get(semconv.TRACEHOUSE_NODE_TYPE) != NodeType.AGENT.value:
+                # The run's agent on each of its spans (an agent node keeps its own name): a run
+                # whose root never arrives (its process died) still says whose it was.
+                stamped[semconv.GEN_AI_AGENT_NAME] = info.agent_name
+            attributes = {**stamped, **attributes}  # at start: cheaper than stamping after
         span = _tracer().start_span(self.name, context=ctx, kind=self.kind, attributes=attributes)
         capture = settings.capture()
         for attribute, value in self.payloads.items():

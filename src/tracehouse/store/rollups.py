@@ -72,6 +72,8 @@ def _prefer(column: str) -> str:
     return f"argMax({column}, ({column} != '', RunRoot))"
 
 
+# A run's agent is its root's; without the root (its process died), that of a span of it that is
+# not an agent node: tracehouse.instrument stamps the run's agent on those, an agent node has its own.
 _RUN_ROWS = f"""
 INSERT INTO $runs ({", ".join(RUN_COLUMNS)})
 SELECT {", ".join("r_" + c for c in RUN_COLUMNS)}
@@ -84,7 +86,7 @@ FROM
         {_prefer("ParentRunId")} AS r_ParentRunId,
         {_prefer("TraceId")} AS r_TraceId,
         anyIf(SpanId, RunRoot) AS r_RootSpanId,
-        {_prefer("AgentName")} AS r_AgentName,
+        argMax(AgentName, (AgentName != '', RunRoot, NodeType != '{NodeType.AGENT.value}')) AS r_AgentName,
         {_prefer("ServiceName")} AS r_ServiceName,
         {_prefer("ConversationId")} AS r_ConversationId,
         {_prefer("UserId")} AS r_UserId,

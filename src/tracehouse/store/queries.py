@@ -613,11 +613,28 @@ _RUN_AND_SUB_RUN_ROOTS = (
 )
 
 
-def run_tree_nodes(store: Any, tenant: str, run: Run) -> list[Node]:
+def run_tree_nodes(store: Any, tenant: str, run: Run, span_ids: list[str] | None = None) -> list[Node]:
     """The spans of a run (its root included) and the root spans of its sub-agent runs, in
-    start order, without payloads."""
-    params = {"tenant": tenant, "run_id": run.run_id, **_run_window(run)}
-    return _select_nodes(store, _RUN_AND_SUB_RUN_ROOTS, params, _TREE_NODE_COLUMNS)
+    start order, without payloads; only those of ``span_ids`` when it is given."""
+    params: dict[str, Any] = {"tenant": tenant, "run_id": run.run_id, **_run_window(run)}
+    where = _RUN_AND_SUB_RUN_ROOTS
+    if span_ids is not None:
+        params["span_ids"] = span_ids
+        where = f"SpanId IN {{span_ids:Array(String)}} AND {where}"
+    return _select_nodes(store, where, params, _TREE_NODE_COLUMNS)
+
+
+def run_tree_shape(store: Any, tenant: str, run: Run) -> list[tuple[str, str, int]]:
+    """The nodes of :func:`run_tree_nodes` as ``(span id, parent span id, end in ns from the
+    run's start)`` only, in start order: what orders a long tree before one page of it is read."""
+    params = {"tenant": tenant, "run_id": run.run_id, **_run_window(run), "run_start": run.started_at}
+    sql = (
+        "SELECT SpanId, ParentSpanId, "
+        "toInt64(dateDiff('ns', {run_start:DateTime64(9)}, Timestamp)) + toInt64(Duration) "
+        f"FROM {store.table(schema.SPANS)} WHERE Tenant = {{tenant:String}} AND {_RUN_AND_SUB_RUN_ROOTS} "
+        f"ORDER BY Timestamp, SpanId {_ONE_PER_SPAN}"
+    )
+    return [(span_id, parent, int(end)) for span_id, parent, end in store.query(sql, params)]
 
 
 def run_node(store: Any, tenant: str, run: Run, span_id: str) -> Node | None:

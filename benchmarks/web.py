@@ -475,6 +475,7 @@ def main() -> int:
         if not ready:
             raise SystemExit("the server did not start")
         base = ready.group(2)
+        load_before = os.getloadavg()[0]
         pages = time_pages(base, info, args.samples, rng)
         browser = time_browser(base, args.browser_samples) if args.browser_samples else {"skipped": "not asked"}
     finally:
@@ -491,7 +492,9 @@ def main() -> int:
             "reused_store": reused,
             "store_bytes_read_before_timing": warmed,
             "samples": args.samples,
-            "load_average_before": os.getloadavg()[0],
+            # The machine's 1-minute load average when the timing began and when it ended: other
+            # work on the same cores slows every figure.
+            "load_average": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
             **pages,
             "browser_big_tree": browser,
             "targets": TARGETS,

@@ -596,6 +596,7 @@ _TREE_NODE_COLUMNS = (
     "RunRoot", "NodeType", "Status", "AgentName", "Model", "InputTokens", "OutputTokens", "CacheReadTokens",
     "CacheCreationTokens", "ReasoningTokens", "CostUsd", "ErrorType",
 )  # fmt: skip
+_TREE_SPAN_ID, _TREE_PARENT_ID = _TREE_NODE_COLUMNS.index("SpanId"), _TREE_NODE_COLUMNS.index("ParentSpanId")
 # A run still running has no end yet: its spans are read up to this long after its start.
 _RUNNING_WINDOW = timedelta(days=2)
 
@@ -613,28 +614,24 @@ _RUN_AND_SUB_RUN_ROOTS = (
 )
 
 
-def run_tree_nodes(store: Any, tenant: str, run: Run, span_ids: list[str] | None = None) -> list[Node]:
+def run_tree_rows(store: Any, tenant: str, run: Run) -> list[tuple[str, str, int, tuple]]:
     """The spans of a run (its root included) and the root spans of its sub-agent runs, in
-    start order, without payloads; only those of ``span_ids`` when it is given."""
-    params: dict[str, Any] = {"tenant": tenant, "run_id": run.run_id, **_run_window(run)}
-    where = _RUN_AND_SUB_RUN_ROOTS
-    if span_ids is not None:
-        params["span_ids"] = span_ids
-        where = f"SpanId IN {{span_ids:Array(String)}} AND {where}"
-    return _select_nodes(store, where, params, _TREE_NODE_COLUMNS)
-
-
-def run_tree_shape(store: Any, tenant: str, run: Run) -> list[tuple[str, str, int]]:
-    """The nodes of :func:`run_tree_nodes` as ``(span id, parent span id, end in ns from the
-    run's start)`` only, in start order: what orders a long tree before one page of it is read."""
+    start order, without payloads: each as ``(span id, parent span id, end in ns from the run's
+    start, row)``, the row made a :class:`Node` by :func:`tree_node` only where it is shown (a
+    long tree is ordered from the ids alone, and one page of it shown)."""
     params = {"tenant": tenant, "run_id": run.run_id, **_run_window(run), "run_start": run.started_at}
     sql = (
-        "SELECT SpanId, ParentSpanId, "
+        f"SELECT {', '.join(f'`{c}`' for c in _TREE_NODE_COLUMNS)}, "
         "toInt64(dateDiff('ns', {run_start:DateTime64(9)}, Timestamp)) + toInt64(Duration) "
         f"FROM {store.table(schema.SPANS)} WHERE Tenant = {{tenant:String}} AND {_RUN_AND_SUB_RUN_ROOTS} "
         f"ORDER BY Timestamp, SpanId {_ONE_PER_SPAN}"
     )
-    return [(span_id, parent, int(end)) for span_id, parent, end in store.query(sql, params)]
+    return [(row[_TREE_SPAN_ID], row[_TREE_PARENT_ID], int(row[-1]), row) for row in store.query(sql, params)]
+
+
+def tree_node(row: tuple) -> Node:
+    """The node of a row of :func:`run_tree_rows`."""
+    return _node(dict(zip(_TREE_NODE_COLUMNS, row, strict=False)))
 
 
 def run_node(store: Any, tenant: str, run: Run, span_id: str) -> Node | None:

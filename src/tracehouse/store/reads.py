@@ -287,26 +287,23 @@ class ReadService:
         """A run and its nodes nested as they ran, without payloads; a sub-agent run is one node
         (its root span), whose own nodes are in its own tree.
 
-        With ``offset`` or ``limit``, ``nodes`` holds only the ``limit`` nodes from ``offset`` in tree order
-        (``node_count`` says how many there are in all): the tree is ordered from the nodes'
-        ids alone, and only that page is read whole."""
+        With ``offset`` or ``limit``, ``nodes`` holds only the ``limit`` nodes from ``offset`` in
+        tree order (``node_count`` says how many there are in all): the tree is ordered from the
+        nodes' ids, and only that page is made into nodes."""
         if offset < 0 or (limit is not None and limit < 1):
             raise ValueError("offset must be at least 0 and limit at least 1")
         run = queries.run_summary(self.store, self.tenant, run_id)
         if run is None:
             raise NotFound(f"run {run_id} not found")
-        if limit is None and offset == 0:
-            return _run_tree(run, queries.run_tree_nodes(self.store, self.tenant, run))
-        shape = queries.run_tree_shape(self.store, self.tenant, run)
-        order = _tree_order([(span_id, parent) for span_id, parent, _ in shape])
+        rows = queries.run_tree_rows(self.store, self.tenant, run)
+        by_id: dict[str, tuple] = {}
+        for span_id, _, _, row in rows:
+            by_id.setdefault(span_id, row)
+        order = _tree_order([(span_id, parent) for span_id, parent, _, _ in rows])
         page = order[offset:] if limit is None else order[offset : offset + limit]
-        read = queries.run_tree_nodes(self.store, self.tenant, run, [span_id for span_id, _ in page]) if page else []
-        by_id: dict[str, Node] = {}
-        for node in read:
-            by_id.setdefault(node.span_id, node)
-        nodes = [_tree_node(by_id[span_id], depth, run) for span_id, depth in page if span_id in by_id]
-        extent = max([run.duration_ns, *(end for *_, end in shape)])
-        return _tree_summary(run, nodes, node_count=len(shape), offset=offset, extent_ns=extent)
+        nodes = [_tree_node(queries.tree_node(by_id[span_id]), depth, run) for span_id, depth in page]
+        extent = max([run.duration_ns, *(end for _, _, end, _ in rows)])
+        return _tree_summary(run, nodes, node_count=len(order), offset=offset, extent_ns=extent)
 
     def node(self, run_id: str, span_id: str) -> NodeDetail:
         """One node of a run's tree with its payloads, messages and raw attributes."""
@@ -608,18 +605,6 @@ def _tree_order(nodes: list[tuple[str, str]]) -> list[tuple[str, int]]:
         if below:
             stack.extend(zip(reversed(below), [depth + 1] * len(below), strict=True))
     return ordered
-
-
-def _run_tree(run: Run, nodes: list[Node]) -> RunTree:
-    by_id: dict[str, Node] = {}
-    for node in nodes:
-        by_id.setdefault(node.span_id, node)
-    ordered = [
-        _tree_node(by_id[span_id], depth, run)
-        for span_id, depth in _tree_order([(n.span_id, n.parent_span_id) for n in nodes])
-    ]
-    extent = max([run.duration_ns, *(n.offset_ns + n.duration_ns for n in ordered)])
-    return _tree_summary(run, ordered, node_count=len(ordered), offset=0, extent_ns=extent)
 
 
 def _tree_summary(run: Run, nodes: list[TreeNode], **window: int) -> RunTree:

@@ -7,7 +7,7 @@ resume it from; beside the tree or the timeline, the selected node's detail.
   :meth:`ReadService.node`);
 - a long tree shows its first :data:`NODES_SHOWN` nodes and a link to show more, which fetches
   the next page of rows from ``/runs/{run_id}/rows?view=&offset=`` (a fragment for htmx; only
-  that page of nodes is read, :meth:`ReadService.run_tree` with a limit); without scripts the
+  that page is made into nodes and rendered, :meth:`ReadService.run_tree` with a limit); without scripts the
   link opens the page with more nodes (``&shown=``); a payload longer than
   :data:`PAYLOAD_CHARS` is cut, with a link to show it all;
 - a run still running grows as its spans arrive: ``static/run.js`` follows ``/ws/events`` for

@@ -82,3 +82,17 @@ def test_fuzz_benchmark_runs():
     assert report["valid_runs_sent"] + report["valid_runs_refused"] == 4  # cases 0, 1, 40, 41: each server's 0th, 20th
     assert report["servers"] == 2 and report["workers"] >= 1
     assert report["cases_per_s"] > 0 and report["machine"]
+
+
+def test_web_benchmark_runs():
+    report = _run("web.py", "--spans", "4000", "--big-run", "1200", "--samples", "2", "--browser-samples", "1")
+    assert report["spans"] >= 4000 and report["runs"] > 100 and report["big_run_spans"] == 1200
+    pages = report["pages"]
+    assert {"runs", "runs_search", "run_typical_tree", "run_big_tree", "run_big_timeline", "node_detail"} <= set(pages)
+    assert all(0 < v["p50_ms"] <= v["p95_ms"] <= v["max_ms"] and v["bytes"] > 0 for v in pages.values())
+    # The big run's tree is paged: its first page, and "show more" for the next one.
+    assert report["big_tree_rows_on_first_page"] == 500 and report["big_tree_paged"]
+    assert "run_big_tree_next_page" in pages
+    browser = report["browser_big_tree"]
+    assert "skipped" in browser or (browser["rows_shown"] == 500 and browser["shown"]["p50_ms"] > 0)
+    assert set(report["met"]) == {"server_ms_p95", "browser_tree_ms"} and report["machine"]

@@ -347,6 +347,95 @@ def test_a_running_run_grows_on_the_page_in_chromium(browser, run_server):
     assert browser.driver.execute_script("return window.stillTheSamePage") is True
 
 
+LONG_RUN = "run-page-long"
+LONG_STEPS, LONG_TOOLS = 60, 19  # 1 + 60 * (1 + 19) = 1,201 nodes: pages of 500, 500 and 201
+
+
+def long_run() -> bytes:
+    """A run of 1,201 nodes: an agent, its steps, and each step's tool calls."""
+    rec = Recorder(service="long-agent")
+    common = {semconv.TRACEHOUSE_RUN_ID: LONG_RUN}
+    with rec.span("invoke_agent long", **common, **{semconv.GEN_AI_OPERATION_NAME: "invoke_agent"}):
+        for step in range(LONG_STEPS):
+            with rec.span(f"step {step}", **common, **{semconv.TRACEHOUSE_NODE_TYPE: "step"}):
+                for tool in range(LONG_TOOLS):
+                    attrs = {semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: f"t{tool}"}
+                    with rec.span(f"execute_tool t{tool}", **common, **attrs):
+                        pass
+    return rec.request().SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def long_run_server(run_server: Server) -> Server:
+    send(run_server, long_run())
+    wait_for_runs(run_server, {LONG_RUN})
+    return run_server
+
+
+def _row_ids(page: str) -> list[str]:
+    return re.findall(r'data-node-row data-span-id="([0-9a-f]{16})"', page)
+
+
+def _more(page: str) -> str:
+    found = re.search(r'class="show-more" href="([^"]+)"\s+hx-get="([^"]+)"', page)
+    return html.unescape(found.group(2)) if found else ""
+
+
+def test_a_long_tree_is_paged_and_show_more_fetches_only_the_next_page(long_run_server):
+    srv = long_run_server
+    tree = Client(srv.http).run_tree(LONG_RUN)  # the API: every node
+    assert len(tree.nodes) == tree.node_count == 1 + LONG_STEPS * (1 + LONG_TOOLS) and tree.offset == 0
+    every = [n.span_id for n in tree.nodes]
+    page = Client(srv.http).run_tree(LONG_RUN, 500, 500)  # the API's pages are the page's
+    assert [n.span_id for n in page.nodes] == every[500:1000] and (page.node_count, page.offset) == (1201, 500)
+    assert [(n.depth, n.offset_ns) for n in page.nodes] == [(n.depth, n.offset_ns) for n in tree.nodes[500:1000]]
+    assert page.extent_ns == tree.extent_ns > 0
+    assert [n.span_id for n in Client(srv.http).run_tree(LONG_RUN, 1200).nodes] == every[1200:]
+    assert fetch(f"{srv.http}/api/v1/runs/{LONG_RUN}/tree?limit=0").status == 422
+    for view in ("tree", "timeline"):
+        page = fetch(f"{srv.http}/runs/{LONG_RUN}?view={view}").text
+        assert "<dt>Nodes</dt><dd>1201</dd>" in page
+        assert _row_ids(page) == every[:500]
+        assert "Show 500 more (701 not shown)" in page
+        more = _more(page)
+        assert more == f"/runs/{LONG_RUN}/rows?view={view}&offset=500"
+        second = fetch(srv.http + more)  # a fragment: the next rows, and the link after them
+        assert second.status == 200 and "<html" not in second.text and "run-summary" not in second.text
+        assert _row_ids(second.text) == every[500:1000]
+        assert _more(second.text) == f"/runs/{LONG_RUN}/rows?view={view}&offset=1000"
+        last = fetch(srv.http + _more(second.text)).text
+        assert _row_ids(last) == every[1000:] and "show-more" not in last
+    # The tree's depths and the timeline's bars are those of the whole tree.
+    fragment = fetch(f"{srv.http}/runs/{LONG_RUN}/rows?view=tree&offset=500").text
+    depths = re.findall(r'<li class="node depth-(\d+) ', fragment)
+    assert depths == [str(n.depth) for n in tree.nodes[500:1000]]
+    # Without scripts, the link opens the page with more nodes.
+    assert _row_ids(fetch(f"{srv.http}/runs/{LONG_RUN}?shown=1000").text) == every[:1000]
+    # An unknown run has no rows.
+    assert fetch(f"{srv.http}/runs/no-such-run/rows?offset=500").status == 404
+
+
+def test_show_more_appends_the_next_page_in_chromium(browser, long_run_server):
+    browser.open(f"{long_run_server.http}/runs/{LONG_RUN}")
+    browser.wait(lambda: browser.driver.execute_script("return !!window.htmx"), "htmx")
+    assert len(browser.css("#run-nodes [data-node-row]")) == 500
+    browser.driver.execute_script("window.stillTheSamePage = true")
+    browser.one("#run-nodes a.show-more").click()
+    browser.wait(lambda: len(browser.css("#run-nodes [data-node-row]")) == 1000, "the second page")
+    assert "Show 201 more (201 not shown)" in browser.text("#run-nodes .more")
+    browser.one("#run-nodes a.show-more").click()
+    browser.wait(lambda: len(browser.css("#run-nodes [data-node-row]")) == 1201, "the last page")
+    assert not browser.css("#run-nodes a.show-more")
+    assert browser.driver.execute_script("return window.stillTheSamePage") is True  # no reload
+    ids = browser.driver.execute_script(
+        "return Array.from(document.querySelectorAll('#run-nodes [data-node-row]'), r => r.dataset.spanId)"
+    )
+    assert ids == [n.span_id for n in Client(long_run_server.http).run_tree(LONG_RUN).nodes]
+    # A row of the appended pages opens like the others.
+    browser.css("#run-nodes [data-node-row]")[1200].find_element("css selector", "a.node-link").click()
+    browser.wait(lambda: "execute_tool t18" in browser.text("#node-detail"), "the last node's detail")
+
+
 def test_which_conventions_a_span_came_in_follows_its_attribute_names():
     from tracehouse.store.reads import conventions
 

@@ -263,8 +263,9 @@ class Client:
 
     # --- the run page ---
 
-    def run_tree(self, run_id: str) -> RunTree:
-        return self._call("GET", f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}/tree", RunTree)
+    def run_tree(self, run_id: str, offset: int = 0, limit: int | None = None) -> RunTree:
+        path = f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}/tree"
+        return self._call("GET", path, RunTree, {"offset": offset or None, "limit": limit})
 
     def node(self, run_id: str, span_id: str) -> NodeDetail:
         path = f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}/nodes/{urllib.parse.quote(span_id, safe='')}"

@@ -228,6 +228,10 @@ class RunTree(BaseModel):
     output_preview: str
     error_message: str
     nodes: list[TreeNode]
+    # ``nodes`` may be one page of the tree: it starts at ``offset``, of ``node_count`` in all.
+    node_count: int = 0
+    offset: int = 0
+    extent_ns: int = 0  # from the run's start to the last end of its run or of any node
 
 
 class ChatPart(BaseModel):

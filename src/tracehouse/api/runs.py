@@ -128,8 +128,14 @@ def activity(
 
 
 @router.get("/runs/{run_id}/tree", response_model=RunTree, summary="A run's nodes, nested, without payloads")
-def run_tree(run_id: str, reads: Reads) -> RunTree:
-    return reads.run_tree(run_id)
+def run_tree(
+    run_id: str,
+    offset: int = Query(0, ge=0, description="the first node of the page, in tree order"),
+    limit: int | None = Query(None, ge=1, le=100_000, description="nodes in the page (default: every node)"),
+    *,
+    reads: Reads,
+) -> RunTree:
+    return reads.run_tree(run_id, offset, limit)
 
 
 @router.get("/runs/{run_id}/nodes/{span_id}", response_model=NodeDetail, summary="One node of a run, whole")

@@ -604,6 +604,7 @@ _TREE_NODE_COLUMNS = (
     "RunRoot", "NodeType", "Status", "AgentName", "Model", "InputTokens", "OutputTokens", "CacheReadTokens",
     "CacheCreationTokens", "ReasoningTokens", "CostUsd", "ErrorType",
 )  # fmt: skip
+_TREE_SPAN_ID, _TREE_PARENT_ID = _TREE_NODE_COLUMNS.index("SpanId"), _TREE_NODE_COLUMNS.index("ParentSpanId")
 # A run still running has no end yet: its spans are read up to this long after its start.
 _RUNNING_WINDOW = timedelta(days=2)
 
@@ -621,11 +622,24 @@ _RUN_AND_SUB_RUN_ROOTS = (
 )
 
 
-def run_tree_nodes(store: Any, tenant: str, run: Run) -> list[Node]:
+def run_tree_rows(store: Any, tenant: str, run: Run) -> list[tuple[str, str, int, tuple]]:
     """The spans of a run (its root included) and the root spans of its sub-agent runs, in
-    start order, without payloads."""
-    params = {"tenant": tenant, "run_id": run.run_id, **_run_window(run)}
-    return _select_nodes(store, _RUN_AND_SUB_RUN_ROOTS, params, _TREE_NODE_COLUMNS)
+    start order, without payloads: each as ``(span id, parent span id, end in ns from the run's
+    start, row)``, the row made a :class:`Node` by :func:`tree_node` only where it is shown (a
+    long tree is ordered from the ids alone, and one page of it shown)."""
+    params = {"tenant": tenant, "run_id": run.run_id, **_run_window(run), "run_start": run.started_at}
+    sql = (
+        f"SELECT {', '.join(f'`{c}`' for c in _TREE_NODE_COLUMNS)}, "
+        "toInt64(dateDiff('ns', {run_start:DateTime64(9)}, Timestamp)) + toInt64(Duration) "
+        f"FROM {store.table(schema.SPANS)} WHERE Tenant = {{tenant:String}} AND {_RUN_AND_SUB_RUN_ROOTS} "
+        f"ORDER BY Timestamp, SpanId {_ONE_PER_SPAN}"
+    )
+    return [(row[_TREE_SPAN_ID], row[_TREE_PARENT_ID], int(row[-1]), row) for row in store.query(sql, params)]
+
+
+def tree_node(row: tuple) -> Node:
+    """The node of a row of :func:`run_tree_rows`."""
+    return _node(dict(zip(_TREE_NODE_COLUMNS, row, strict=False)))
 
 
 def run_node(store: Any, tenant: str, run: Run, span_id: str) -> Node | None:

@@ -288,13 +288,27 @@ class ReadService:
 
     # --- the run page ----------------------------------------------------------------------------
 
-    def run_tree(self, run_id: str) -> RunTree:
+    def run_tree(self, run_id: str, offset: int = 0, limit: int | None = None) -> RunTree:
         """A run and its nodes nested as they ran, without payloads; a sub-agent run is one node
-        (its root span), whose own nodes are in its own tree."""
+        (its root span), whose own nodes are in its own tree.
+
+        With ``offset`` or ``limit``, ``nodes`` holds only the ``limit`` nodes from ``offset`` in
+        tree order (``node_count`` says how many there are in all): the tree is ordered from the
+        nodes' ids, and only that page is made into nodes."""
+        if offset < 0 or (limit is not None and limit < 1):
+            raise ValueError("offset must be at least 0 and limit at least 1")
         run = queries.run_summary(self.store, self.tenant, run_id)
         if run is None:
             raise NotFound(f"run {run_id} not found")
-        return _run_tree(run, queries.run_tree_nodes(self.store, self.tenant, run))
+        rows = queries.run_tree_rows(self.store, self.tenant, run)
+        by_id: dict[str, tuple] = {}
+        for span_id, _, _, row in rows:
+            by_id.setdefault(span_id, row)
+        order = _tree_order([(span_id, parent) for span_id, parent, _, _ in rows])
+        page = order[offset:] if limit is None else order[offset : offset + limit]
+        nodes = [_tree_node(queries.tree_node(by_id[span_id]), depth, run) for span_id, depth in page]
+        extent = max([run.duration_ns, *(end for _, _, end, _ in rows)])
+        return _tree_summary(run, nodes, node_count=len(order), offset=offset, extent_ns=extent)
 
     def node(self, run_id: str, span_id: str) -> NodeDetail:
         """One node of a run's tree with its payloads, messages and raw attributes."""
@@ -570,25 +584,34 @@ def _tree_node(node: Node, depth: int, run: Run) -> TreeNode:
     )
 
 
-def _run_tree(run: Run, nodes: list[Node]) -> RunTree:
-    ids = {n.span_id for n in nodes}
-    children: dict[str, list[Node]] = {}
-    tops: list[Node] = []
-    for node in nodes:  # in start order
-        if node.parent_span_id and node.parent_span_id in ids and node.parent_span_id != node.span_id:
-            children.setdefault(node.parent_span_id, []).append(node)
+def _tree_order(nodes: list[tuple[str, str]]) -> list[tuple[str, int]]:
+    """``(span id, depth)`` of each node, depth first, children in start order, from the nodes'
+    ``(span id, parent span id)`` in start order; a node whose parent is not among them is at
+    the top."""
+    ids = {span_id for span_id, _ in nodes}
+    children: dict[str, list[str]] = {}
+    tops: list[str] = []
+    for span_id, parent in nodes:  # in start order
+        if parent and parent in ids and parent != span_id:
+            children.setdefault(parent, []).append(span_id)
         else:
-            tops.append(node)
-    ordered: list[TreeNode] = []
+            tops.append(span_id)
+    ordered: list[tuple[str, int]] = []
     seen: set[str] = set()
-    stack = [(n, 0) for n in reversed(tops)]
+    stack = [(span_id, 0) for span_id in reversed(tops)]
     while stack:  # depth first, children in start order
-        node, depth = stack.pop()
-        if node.span_id in seen:
+        span_id, depth = stack.pop()
+        if span_id in seen:
             continue
-        seen.add(node.span_id)
-        ordered.append(_tree_node(node, depth, run))
-        stack.extend((child, depth + 1) for child in reversed(children.get(node.span_id, [])))
+        seen.add(span_id)
+        ordered.append((span_id, depth))
+        below = children.get(span_id)
+        if below:
+            stack.extend(zip(reversed(below), [depth + 1] * len(below), strict=True))
+    return ordered
+
+
+def _tree_summary(run: Run, nodes: list[TreeNode], **window: int) -> RunTree:
     return RunTree(
         run_id=run.run_id,
         agent=run.agent_name,
@@ -607,7 +630,8 @@ def _run_tree(run: Run, nodes: list[Node]) -> RunTree:
         input_preview=run.input_preview,
         output_preview=run.output_preview,
         error_message=run.error_message,
-        nodes=ordered,
+        nodes=nodes,
+        **window,
     )
 
 

@@ -5,8 +5,11 @@ resume it from; beside the tree or the timeline, the selected node's detail.
 - the tree comes without payloads (:meth:`ReadService.run_tree`); a node's detail is fetched
   when it is opened, from ``/runs/{run_id}/nodes/{span_id}`` (a fragment for htmx;
   :meth:`ReadService.node`);
-- a long tree shows its first :data:`NODES_SHOWN` nodes and a link to show more; a payload
-  longer than :data:`PAYLOAD_CHARS` is cut, with a link to show it all;
+- a long tree shows its first :data:`NODES_SHOWN` nodes and a link to show more, which fetches
+  the next page of rows from ``/runs/{run_id}/rows?view=&offset=`` (a fragment for htmx; only
+  that page is made into nodes and rendered, :meth:`ReadService.run_tree` with a limit); without scripts the
+  link opens the page with more nodes (``&shown=``); a payload longer than
+  :data:`PAYLOAD_CHARS` is cut, with a link to show it all;
 - a run still running grows as its spans arrive: ``static/run.js`` follows ``/ws/events`` for
   the run and fetches the tree section again.
 
@@ -62,7 +65,7 @@ def _int(value: str | None, default: int, low: int, high: int) -> int:
 
 def _bars(tree: RunTree) -> tuple[list[dict[str, float]], int]:
     """Where each node's bar lies on the run's time axis, in percent of the run's span."""
-    total = max([tree.duration_ns, *(n.offset_ns + n.duration_ns for n in tree.nodes), 1])
+    total = max(tree.extent_ns, 1)
     bars = []
     for node in tree.nodes:
         x = 100 * node.offset_ns / total
@@ -79,18 +82,18 @@ def run_page(request: Request, run_id: str) -> Response:
     viewer, reads = found
     params = request.query_params
     view = params.get("view") if params.get("view") in VIEWS else "tree"
+    shown = _int(params.get("shown"), NODES_SHOWN, 1, MAX_NODES_SHOWN)
     try:
-        tree = reads.run_tree(run_id)
+        tree = reads.run_tree(run_id, limit=shown)
     except NotFound:
         return not_found(request, viewer, f"run {run_id}", title="Run not found")
-    shown = _int(params.get("shown"), NODES_SHOWN, 1, MAX_NODES_SHOWN)
     selected = params.get("node") or ""
     context: dict[str, Any] = {
         "run": tree,
         "view": view,
-        "nodes": tree.nodes[:shown],
-        "shown": shown,
-        "more": max(0, len(tree.nodes) - shown),
+        "nodes": tree.nodes,
+        "shown": len(tree.nodes),
+        "more": max(0, tree.node_count - len(tree.nodes)),
         "step": NODES_SHOWN,
         "selected": selected,
         "detail": None,
@@ -98,7 +101,7 @@ def run_page(request: Request, run_id: str) -> Response:
     }
     if view in ("tree", "timeline"):
         bars, total = _bars(tree)
-        context.update(bars=bars[:shown], total_ns=total)
+        context.update(bars=bars, total_ns=total)
         if selected:
             try:
                 context["detail"] = reads.node(run_id, selected)
@@ -148,6 +151,36 @@ def _resume(reads: ReadService, run_id: str, until_node: str | None, until_check
         "resume_error": error,
         "resume_call": ", ".join(args),
     }
+
+
+@router.get("/runs/{run_id}/rows")
+def tree_rows(request: Request, run_id: str) -> Response:
+    """The next page of a long tree's (or timeline's) rows, from ``offset``, and the link to the
+    page after it: what "show more" appends."""
+    found = reader(request)
+    if isinstance(found, Response):
+        return found
+    _, reads = found
+    params = request.query_params
+    view = params.get("view") if params.get("view") in ("tree", "timeline") else "tree"
+    offset = _int(params.get("offset"), 0, 0, MAX_NODES_SHOWN)
+    try:
+        tree = reads.run_tree(run_id, offset=offset, limit=NODES_SHOWN)
+    except NotFound:
+        return HTMLResponse("", 404)
+    shown = offset + len(tree.nodes)
+    bars, _ = _bars(tree)
+    html = templates.get_template("run_rows.html").render(
+        run=tree,
+        view=view,
+        nodes=tree.nodes,
+        bars=bars,
+        shown=shown,
+        more=max(0, tree.node_count - shown),
+        step=NODES_SHOWN,
+        selected=params.get("node") or "",
+    )
+    return HTMLResponse(html)
 
 
 @router.get("/runs/{run_id}/nodes/{span_id}")

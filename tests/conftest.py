@@ -3,6 +3,10 @@
 chdb hosts one engine directory per process, so the tests of one pytest process share one
 engine (opened once, with the shipped embedded configuration) and isolate themselves by
 database. Tests that need another directory run ``tracehouse`` in a subprocess.
+
+The store's own tests (modules marked ``both_stores``) run twice: on the embedded engine, and
+through a ClickHouse HTTP endpoint (:mod:`clickhouse_http`, the same engine behind the HTTP
+interface clickhouse-connect talks to a server with); ``-m clickhouse_http`` selects the second.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from typing import Any
 import browser_helpers
 import pytest
 import serve_helpers
+from clickhouse_connect.driver._chdbclient import build_connection_string
+from clickhouse_http import ClickHouseHTTP
 
 from tracehouse.store import Store, migrations
-from tracehouse.store.client import connect
+from tracehouse.store.client import connect, embedded_config_path
 from tracehouse.store.dsn import parse_dsn
 from tracehouse.store.schema import Layout
 
@@ -38,22 +44,55 @@ def engine(engine_dir: str) -> Iterator[object]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def clickhouse_http(engine: Any, engine_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseHTTP]:
+    """A ClickHouse HTTP endpoint over the session's engine (stopped at the end)."""
+    engine_string = build_connection_string(engine_dir, {"config-file": embedded_config_path()})
+    with ClickHouseHTTP(engine_string, str(tmp_path_factory.mktemp("clickhouse-http"))) as endpoint:
+        yield endpoint
+
+
 @contextmanager
-def fresh_store(engine: Any, engine_dir: str) -> Iterator[Store]:
-    """A migrated store in a fresh database of the shared embedded engine, dropped afterwards."""
+def fresh_store(engine: Any, engine_dir: str, endpoint: ClickHouseHTTP | None = None) -> Iterator[Store]:
+    """A migrated store in a fresh database of the shared embedded engine, dropped afterwards;
+    with ``endpoint``, a server store: the same engine through its HTTP endpoint."""
     database = f"t_{uuid.uuid4().hex[:12]}"
-    address = parse_dsn(f"chdb://{engine_dir}?database={database}")
-    store = Store(engine, address, Layout(database=database))
-    migrations.migrate(engine, store.layout)
+    if endpoint is None:
+        address = parse_dsn(f"chdb://{engine_dir}?database={database}")
+        client = engine
+    else:
+        address = parse_dsn(f"{endpoint.url}/{database}")
+        client = connect(address)
+    store = Store(client, address, Layout(database=database))
     try:
+        migrations.migrate(client, store.layout)
         yield store
     finally:
-        engine.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+        client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+        if client is not engine:
+            client.close()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``both_stores`` (or of a module so marked) that uses the store runs on both
+    kinds of store, but for those marked ``embedded_only`` (with the reason)."""
+    definition = metafunc.definition
+    if (
+        "store" in metafunc.fixturenames
+        and definition.get_closest_marker("both_stores")
+        and not definition.get_closest_marker("embedded_only")
+    ):
+        metafunc.parametrize(
+            "store",
+            [pytest.param("chdb", id="chdb"), pytest.param("http", id="http", marks=pytest.mark.clickhouse_http)],
+            indirect=True,
+        )
 
 
 @pytest.fixture
-def store(engine: object, engine_dir: str) -> Iterator[Store]:
-    with fresh_store(engine, engine_dir) as store:
+def store(request: pytest.FixtureRequest, engine: object, engine_dir: str) -> Iterator[Store]:
+    endpoint = request.getfixturevalue("clickhouse_http") if getattr(request, "param", "chdb") == "http" else None
+    with fresh_store(engine, engine_dir, endpoint) as store:
         yield store
 
 

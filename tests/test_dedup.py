@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tracehouse.demo import sample_run
 from tracehouse.model import NodeType, Status, Usage
 from tracehouse.store import queries, schema
+
+pytestmark = pytest.mark.both_stores  # and against a ClickHouse HTTP endpoint (conftest)
 
 
 def _run_row(store, run_id: str) -> dict:
@@ -177,6 +181,7 @@ def test_a_run_whose_start_moves_across_midnight_is_not_listed_twice(store):
     assert daily == {((midnight - timedelta(days=1)).date(), "trip-planner"): 1, (midnight.date(), ""): 0}
 
 
+@pytest.mark.embedded_only("long; its SQL is the refresh the other tests run through HTTP")
 def test_daily_rollup_matches_the_runs_it_summarises(store):
     from tracehouse.demo import sample_runs
 

@@ -9,6 +9,8 @@ import pytest
 from tracehouse.demo import sample_run
 from tracehouse.store import queries, retention, schema
 
+pytestmark = pytest.mark.both_stores  # and against a ClickHouse HTTP endpoint (conftest)
+
 
 def _runs(store, tenant: str = "default") -> set[str]:
     return {r.run_id for r in queries.list_runs(store, tenant, limit=1000)}

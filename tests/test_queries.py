@@ -11,6 +11,8 @@ from tracehouse.demo import sample_run
 from tracehouse.model import Status
 from tracehouse.store import queries, schema
 
+pytestmark = pytest.mark.both_stores  # and against a ClickHouse HTTP endpoint (conftest)
+
 
 def test_listing_runs_reads_no_payload_column(store):
     sample = sample_run(21)
@@ -39,6 +41,7 @@ def test_listing_runs_reads_no_payload_column(store):
     assert not runs_columns & schema.PAYLOAD_COLUMNS
 
 
+@pytest.mark.embedded_only("checks the plan check itself")
 def test_the_plan_check_sees_a_payload_read(store):
     # Control: the same check flags a query that does read payloads, so the test above can fail.
     sql = f"SELECT SpanId, Input FROM {store.table(schema.SPANS)} WHERE Tenant = {{tenant:String}} LIMIT 10"

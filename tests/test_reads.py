@@ -16,6 +16,8 @@ from tracehouse.client import Client
 from tracehouse.demo import sample_run
 from tracehouse.store.reads import NotFound, ReadService
 
+pytestmark = pytest.mark.both_stores  # and against a ClickHouse HTTP endpoint (conftest)
+
 # What only a server has, so the client offers it and the read service does not: whether one
 # answers, its live stream, and its quarantine (requests in its spool, not rows in the store).
 CLIENT_ONLY = {"ping", "tail", "quarantined", "retry_quarantined", "drop_quarantined"}

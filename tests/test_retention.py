@@ -25,6 +25,8 @@ TTL_TABLES = (
     schema.TRACE_ID_TS,
 )
 
+pytestmark = pytest.mark.both_stores  # and against a ClickHouse HTTP endpoint (conftest)
+
 
 @pytest.fixture
 def paused_ttl(store):

@@ -6,10 +6,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tracehouse import semconv
 from tracehouse.demo import sample_run, sample_runs
 from tracehouse.model import Node, NodeType, Status, Usage
 from tracehouse.store import queries, rollups, schema
+
+pytestmark = pytest.mark.both_stores  # and against a ClickHouse HTTP endpoint (conftest)
 
 
 def test_a_long_running_run_keeps_its_old_spans_when_new_ones_arrive(store):
@@ -32,6 +36,7 @@ def test_a_long_running_run_keeps_its_old_spans_when_new_ones_arrive(store):
     assert row == [(len(own) + 1, expected_tokens, three_days_ago.date())]
 
 
+@pytest.mark.embedded_only("long; its SQL is the refresh the other tests run through HTTP")
 def test_a_refresh_reads_only_the_partitions_its_runs_can_be_in(store):
     for sample in sample_runs(40, seed=5, days=20):  # history spread over twenty days
         store.write(sample.nodes)

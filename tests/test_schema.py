@@ -11,6 +11,8 @@ from tracehouse import semconv
 from tracehouse.model import DEFAULT_TENANT, DEFAULT_TTL_DAYS
 from tracehouse.store import migrations, schema
 
+pytestmark = pytest.mark.both_stores  # and against a ClickHouse HTTP endpoint (conftest)
+
 # The OpenTelemetry Collector ClickHouse exporter's otel_traces and otel_logs columns, with the
 # types Grafana's ClickHouse datasource expects.
 COLLECTOR_TRACES = {
@@ -85,6 +87,7 @@ ROW_TTL = {
 }  # fmt: skip
 
 
+@pytest.mark.embedded_only("reads the DDL the engine reports, the same through HTTP")
 @pytest.mark.parametrize("table", sorted(EXPECTED | ROW_TTL))
 def test_tables_have_the_intended_partitioning_and_ttl(store, table):
     info = _tables(store)[table]
@@ -99,6 +102,7 @@ def test_tables_have_the_intended_partitioning_and_ttl(store, table):
     assert "non_replicated_deduplication_window = 1000" in info["engine_full"]
 
 
+@pytest.mark.embedded_only("reads the DDL the engine reports, the same through HTTP")
 def test_every_partition_key_holds_the_columns_its_ttl_reads(store):
     # A part can only expire whole if all its rows expire at once: the day and the retention
     # columns of the TTL expression must all be in the partition key.
@@ -107,6 +111,7 @@ def test_every_partition_key_holds_the_columns_its_ttl_reads(store):
     assert "PayloadTtlDays" in EXPECTED[schema.SPANS][1] and "PayloadTtlDays" in EXPECTED[schema.EVENTS][1]
 
 
+@pytest.mark.embedded_only("reads the DDL the engine reports, the same through HTTP")
 def test_payload_columns_expire_on_their_own_ttl_and_are_zstd_compressed(store):
     tables = _tables(store)
     checked = set()
@@ -125,6 +130,7 @@ def test_payload_columns_expire_on_their_own_ttl_and_are_zstd_compressed(store):
     assert checked == schema.PAYLOAD_COLUMNS
 
 
+@pytest.mark.embedded_only("reads the DDL the engine reports, the same through HTTP")
 def test_spans_and_logs_keep_the_collector_column_names_and_types(store):
     spans = _columns(store, schema.SPANS)
     for name, type_ in COLLECTOR_TRACES.items():
@@ -140,6 +146,7 @@ def test_spans_and_logs_keep_the_collector_column_names_and_types(store):
     }
 
 
+@pytest.mark.embedded_only("reads the DDL the engine reports, the same through HTTP")
 def test_lookups_have_their_skip_indexes(store):
     rows = store.query(
         "SELECT table, name, type FROM system.data_skipping_indices WHERE database = {db:String}",

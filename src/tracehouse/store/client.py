@@ -1,5 +1,10 @@
 """The one client factory: clickhouse-connect over the embedded engine (chdb) or a server.
 
+A ClickHouse server's client is one per thread (:class:`ClientPerThread`): clickhouse-connect
+talks to a server in a session (the temporary tables of a batch and of a run refresh live in
+it), and a server refuses a session to two queries at once (``SESSION_IS_LOCKED``; the driver
+refuses first), while the writer and the read API's threads share one store.
+
 An embedded store directory belongs to one process at a time. :func:`connect` takes an
 exclusive lock on ``<dir>/tracehouse-store.lock`` and raises :class:`StoreBusyError`, naming the
 holder, when another process has it; the lock is released when the client is closed or the
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from importlib.resources import files
 from typing import Any
 
@@ -46,10 +52,7 @@ def embedded_config_path() -> str:
 def connect(address: StoreAddress) -> Any:
     """A clickhouse-connect client for the address. SQL should use qualified table names."""
     if not address.embedded:
-        try:
-            return clickhouse_connect.get_client(dsn=address.url, settings=SESSION_SETTINGS)
-        except Exception as exc:  # the driver raises several types; all mean "cannot connect"
-            raise StoreError(f"cannot connect to ClickHouse at {address.describe()}: {exc}") from exc
+        return ClientPerThread(address)
     lock_fd = _lock_directory(address.path) if address.path else None
     try:
         client = clickhouse_connect.get_client(
@@ -88,3 +91,47 @@ def _release_on_close(client: Any, fd: int) -> None:
                 os.close(fd)
 
     client.close = close_and_unlock
+
+
+class ClientPerThread:
+    """A ClickHouse server's clickhouse-connect client, one per thread that uses it (each with
+    its own session), behind the one client interface. The first is made at once, so that an
+    unreachable server is known when the store is opened; a thread's client is closed when a
+    later thread's is made after that thread has ended, and all of them by :meth:`close`."""
+
+    def __init__(self, address: StoreAddress):
+        self._address = address
+        self._lock = threading.Lock()
+        self._clients: dict[threading.Thread, Any] = {}
+        self._closed = False
+        self._client()
+
+    def _client(self) -> Any:
+        thread = threading.current_thread()
+        client = self._clients.get(thread)
+        if client is not None:
+            return client
+        if self._closed:
+            raise StoreError(f"the store {self._address.describe()} is closed")
+        try:
+            client = clickhouse_connect.get_client(dsn=self._address.url, settings=SESSION_SETTINGS)
+        except Exception as exc:  # the driver raises several types; all mean "cannot connect"
+            raise StoreError(f"cannot connect to ClickHouse at {self._address.describe()}: {exc}") from exc
+        with self._lock:
+            ended = [t for t in self._clients if not t.is_alive()]
+            self._clients[thread] = client
+            for gone in [self._clients.pop(t) for t in ended]:
+                with contextlib.suppress(Exception):
+                    gone.close()
+        return client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client(), name)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.close()

@@ -15,6 +15,8 @@ from tracehouse.ingest.spool import KIND_TRACES, Spool
 from tracehouse.ingest.writer import RetentionPolicy, Writer
 from tracehouse.store import rollups, schema
 
+pytestmark = pytest.mark.both_stores  # and against a ClickHouse HTTP endpoint (conftest)
+
 
 def _request(run_id: str) -> bytes:
     rec = Recorder()

@@ -6,7 +6,13 @@ fresh embedded store, in this process, with no receiver and no clients beside it
 spans/s stored, the process's CPU time per span (all engine threads), and the wall and CPU
 time of each kind of statement the writer ran. Prints one JSON object.
 
+``--server`` stores through the tests' ClickHouse HTTP endpoint instead (tests/clickhouse_http.py:
+the same engine, in this process, behind ClickHouse's HTTP interface), as a server store does;
+its figures include the endpoint's own HTTP and Python work, which a real server does not add
+to the receiver's process. ``--normalize python`` turns the engine path off.
+
     .venv/bin/python benchmarks/writer.py --requests 150
+    .venv/bin/python benchmarks/writer.py --requests 150 --server
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import re
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from ingest import build_request, renew_ids
 from report import print_report
@@ -39,10 +46,24 @@ def _statement_kind(sql: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=150, help="requests of 1,000 spans in the backlog")
+    parser.add_argument("--server", action="store_true", help="a server store: the tests' ClickHouse HTTP endpoint")
+    parser.add_argument("--normalize", choices=["auto", "python"], default="auto")
     args = parser.parse_args()
 
     directory = tempfile.mkdtemp(prefix="tracehouse-writer-")
-    store = Store.open(f"chdb://{directory}/store")
+    endpoint = None
+    if args.server:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from clickhouse_connect.driver._chdbclient import build_connection_string
+        from clickhouse_http import ClickHouseHTTP
+
+        from tracehouse.store.client import embedded_config_path
+
+        engine = build_connection_string(f"{directory}/store", {"config-file": embedded_config_path()})
+        endpoint = ClickHouseHTTP(engine, f"{directory}/schemas").start()
+        store = Store.open(f"{endpoint.url}/tracehouse")
+    else:
+        store = Store.open(f"chdb://{directory}/store")
     spool = Spool(f"{directory}/spool", max_bytes=8 << 30)
     rng = random.Random(1)
     request = build_request(1)
@@ -52,7 +73,7 @@ def main() -> int:
 
     wall: dict[str, float] = collections.defaultdict(float)
     cpu: dict[str, float] = collections.defaultdict(float)
-    for name in ("command", "query", "insert"):
+    for name in ("command", "query", "insert", "raw_insert"):
         method = getattr(store.client, name)
 
         def timed(sql, *a, _method=method, **k):
@@ -66,7 +87,8 @@ def main() -> int:
 
         setattr(store.client, name, timed)
 
-    writer = Writer(store, spool, RetentionPolicy(store, 30), Metrics())
+    engine = None if args.normalize == "auto" else False
+    writer = Writer(store, spool, RetentionPolicy(store, 30), Metrics(), engine_normalize=engine)
     spans = args.requests * 1000
     started, started_cpu, batches = time.perf_counter(), time.process_time(), 0
     while spool.pending_bytes:
@@ -77,6 +99,8 @@ def main() -> int:
     print_report(
         {
             "benchmark": "writer",
+            "store": "clickhouse-http endpoint" if args.server else "chdb",
+            "normalize": args.normalize,
             "spans": spans,
             "batches": batches,
             "stored_spans_per_s": round(spans / seconds),
@@ -88,6 +112,8 @@ def main() -> int:
         }
     )
     store.close()
+    if endpoint is not None:
+        endpoint.stop()
     return 0
 
 

@@ -193,6 +193,7 @@ class ClickHouseHTTP:
         self.connection_string = connection_string
         self._scratch = None if directory else tempfile.TemporaryDirectory(prefix="clickhouse-http-")
         self.directory = directory or self._scratch.name
+        os.makedirs(self.directory, exist_ok=True)
         self.sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_REQUESTS)
@@ -411,7 +412,9 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 body = decompress(body, self.headers.get("Content-Encoding", ""))
                 result, headers = endpoint.execute(params, body)
-            except QueryError as exc:
+            except Exception as exc:  # the stand-in's own failure: answered, not a dropped connection
+                if not isinstance(exc, QueryError):
+                    exc = QueryError(1001, f"Code: 1001. DB::Exception: {type(exc).__name__}: {exc}. (STD_EXCEPTION)")
                 message = f"{exc} (version {endpoint.version})\n".encode()
                 self._send(
                     _STATUS.get(exc.code, 500),

@@ -96,6 +96,13 @@ def store(request: pytest.FixtureRequest, engine: object, engine_dir: str) -> It
         yield store
 
 
+@pytest.fixture
+def http_store(engine: object, engine_dir: str, clickhouse_http: ClickHouseHTTP) -> Iterator[Store]:
+    """A server store (the shared engine through its HTTP endpoint), beside ``store``."""
+    with fresh_store(engine, engine_dir, clickhouse_http) as store:
+        yield store
+
+
 def run_cli(*args: str, cwd: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the ``tracehouse`` command in its own process (its own engine directory)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

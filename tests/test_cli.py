@@ -96,7 +96,6 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path):
         (("demo", "--store", f"chdb://{tmp_path}/x", "--runs", "0"), "--runs must be at least 1"),
         (("demo", "--store", f"chdb://{tmp_path}/x", "--http-port", "70000"), "--http-port must be between 0 and"),
         (("migrate", "--store", "chdb:///x", "--cluster", "c"), "--cluster needs a ClickHouse server DSN"),
-        (("serve", "--store", "http://127.0.0.1:1", "--normalize", "engine"), "--normalize engine needs the embedded"),
         (("serve", "--store", f"chdb://{tmp_path}/y", "--batch-interval", "0"), "--batch-interval must be between"),
         (("serve", "--store", f"chdb://{tmp_path}/y", "--run-idle-timeout", "soon"), "'soon' is not a duration"),
         (("serve", "--store", f"chdb://{tmp_path}/y", "--run-idle-timeout", "0.5"), "must be at least 1 second"),

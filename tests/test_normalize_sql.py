@@ -279,6 +279,23 @@ def _same_content(python: str, engine: str) -> bool:
         return False
 
 
+@pytest.mark.clickhouse_http
+def test_a_clickhouse_server_normalizes_as_the_embedded_engine(store, http_store, tmp_path):
+    """The same statements over a batch sent to a server as insert data (not a file)."""
+    payloads = [(f[2].get("tenant", ""), f[1]) for f in CONVENTIONS + ENGINE]
+    payloads += [("", payload) for _, payload in _python_only_fixtures()]
+    stored = []
+    for target in (store, http_store):
+        result = EngineNormalizer(target, pricing.cost_usd, str(tmp_path)).store_traces(
+            payloads, Retention(7, 3), {"acme": Retention(5, 1)}, dedup_token="same"
+        )
+        spans, events = _read(target)
+        stored.append((result.spans, result.python_records, result.batch.runs, sorted(map(repr, spans + events))))
+    assert stored[0][0] > 0 and stored[0][1]  # some records are the engine's, some Python's
+    assert stored[0] == stored[1]
+
+
+@pytest.mark.both_stores
 def test_records_with_what_only_python_reads_are_left_to_python_whole(store):
     plain = build_request(1).SerializeToString()
     payloads = [("", plain)] + [("", payload) for _, payload in _python_only_fixtures()]
@@ -289,6 +306,7 @@ def test_records_with_what_only_python_reads_are_left_to_python_whole(store):
     assert spans == [(1000, 100)]  # the plain record only: nothing of the others
 
 
+@pytest.mark.both_stores
 def test_a_batch_of_many_records_with_tenants(store):
     rng = random.Random(7)
     payloads = []

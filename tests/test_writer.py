@@ -19,6 +19,8 @@ from tracehouse.store import queries, rollups, schema
 from tracehouse.store.reads import ReadService
 from tracehouse.store.retention import RetentionPolicy
 
+pytestmark = pytest.mark.both_stores  # and against a ClickHouse HTTP endpoint (conftest)
+
 
 def _request(run_id: str) -> bytes:
     rec = Recorder()

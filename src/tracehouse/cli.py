@@ -133,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--normalize",
         choices=["auto", "engine", "python"],
         default=_env("NORMALIZE", "auto"),
-        help="where spans are normalized: inside the embedded engine (auto: where the store is "
-        "embedded) or in Python (env TRACEHOUSE_NORMALIZE)",
+        help="where spans are normalized: inside the engine, the embedded one or a ClickHouse server's "
+        "(auto: where the engine can, which a server can from 25.6 on) or in Python (env TRACEHOUSE_NORMALIZE)",
     )
     serve.add_argument(
         "--batch-interval",
@@ -321,8 +321,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tracehouse.server import Settings, run
 
     _check_ports(args)
-    if args.normalize == "engine" and not parse_dsn(args.store).embedded:
-        raise ValueError("--normalize engine needs the embedded store (chdb://): the engine reads each batch as a file")
     if args.spool_max_mb < 1 or args.max_request_mb < 1:
         raise ValueError("--spool-max-mb and --max-request-mb must be at least 1")
     if not 0.01 <= args.batch_interval <= 60:

@@ -4,16 +4,18 @@ The Python normalizer (:mod:`tracehouse.ingest.normalize`) reads every conventio
 about 150 microseconds of Python per span. This module does the same work as SQL, in C++, with
 the Python interpreter free for the receiver meanwhile (the engine releases the GIL):
 
-1. The batch's spooled export requests go to a file, each framed by its length and followed by
-   two fields of its own (the record's tenant and index), so the engine's ``Protobuf`` input
+1. The batch's spooled export requests are framed, each by its length and followed by two
+   fields of its own (the record's tenant and index), so the engine's ``Protobuf`` input
    format reads each as one ``Batch`` message (:data:`SCHEMA`, wire-compatible with the
-   ``ExportTraceServiceRequest`` of opentelemetry-proto).
-2. One statement parses the file (with :data:`SCHEMA`, written beside it) into a temporary
-   table of spans with their attribute maps (values encoded as the Python normalizer encodes
-   them) and a flag for what only the Python normalizer reads: flattened messages, per-message
-   events of GenAI before 1.37, Langfuse's usage and cost JSON, map or nested array values,
-   floats Python writes in exponent form, duplicate keys. A record with a flagged span goes to
-   the Python normalizer, whole.
+   ``ExportTraceServiceRequest`` of opentelemetry-proto). An embedded engine reads them from a
+   file (with :data:`SCHEMA` written beside it); a ClickHouse server gets them as the data of
+   an ``INSERT ... FORMAT Protobuf`` into a temporary table of its session, with the schema as
+   a string (``format_schema_source``).
+2. One statement parses the batch into a temporary table of spans with their attribute maps
+   (values encoded as the Python normalizer encodes them) and a flag for what only the Python
+   normalizer reads: flattened messages, per-message events of GenAI before 1.37, Langfuse's
+   usage and cost JSON, map or nested array values, floats Python writes in exponent form,
+   duplicate keys. A record with a flagged span goes to the Python normalizer, whole.
 3. A second statement computes the canonical columns of the other records into another
    temporary table; span rows, replay events and the runs touched are read from it.
 
@@ -24,8 +26,9 @@ paths and compares the stored rows. Token costs come from the same pricer, asked
 price per token. JSON values inside messages (a tool call's arguments) are stored as the engine
 reads them, which may differ from Python's spacing; the values are the same.
 
-The engine reads its input from a file (``file()``), so this path runs where the store is
-embedded; against a ClickHouse server the writer normalizes in Python.
+Both stores run the same statements, in one session; only where the protobuf comes from
+differs. A server older than ``format_schema_source`` (:func:`server_reads_protobuf`) cannot
+take a schema from its client: there the writer normalizes in Python.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from clickhouse_connect.driver.exceptions import OperationalError
 
 from tracehouse import conventions, semconv
 from tracehouse.ingest import normalize as py
@@ -115,7 +120,8 @@ _STRUCTURE = (
 )
 
 _BATCH_PREFIX = "tracehouse-batch-"
-STAGE = "tracehouse_ingest_stage"  # session-scoped temporary tables
+RAW = "tracehouse_ingest_raw"  # session-scoped temporary tables; RAW: a server's batch as sent
+STAGE = "tracehouse_ingest_stage"
 NORMALIZED = "tracehouse_ingest_normalized"
 
 
@@ -269,7 +275,29 @@ _FLATTENED_PREFIXES = tuple(prefix + "." for prefix, _, _ in (*py.FLATTENED_INPU
 _PYTHON_ONLY_KEYS = (semconv.LANGFUSE_OBSERVATION_USAGE_DETAILS, semconv.LANGFUSE_OBSERVATION_COST_DETAILS)
 
 
-def _stage_sql(path: str, schema_path: str) -> str:
+def _file_source(path: str, schema_path: str) -> tuple[str, str]:
+    """The batch as an embedded engine reads it: a file, and the settings that read it."""
+    return f"file({_q(path)}, 'Protobuf', {_q(_STRUCTURE)})", (
+        f"format_schema = {_q(schema_path + ':Batch')}, input_format_parallel_parsing = 0"
+    )
+
+
+# The settings a server reads a batch's protobuf with, as the data of an insert into RAW.
+SERVER_PROTOBUF_SETTINGS = {
+    "format_schema_source": "string",
+    "format_schema": SCHEMA,
+    "format_schema_message_name": "Batch",
+    "input_format_parallel_parsing": 0,
+}
+
+
+def server_reads_protobuf(client: Any) -> bool:
+    """Whether a ClickHouse server takes a Protobuf schema from its client (as a string): the
+    engine path's condition there."""
+    return "format_schema_source" in (getattr(client, "server_settings", None) or {})
+
+
+def _stage_sql(source: str, settings: str) -> str:
     keys = "arrayMap(a -> a.key, s.attributes)"
     prefixes = " OR ".join(f"startsWith(k, {_q(p)})" for p in _FLATTENED_PREFIXES)
     python_only = (
@@ -292,12 +320,11 @@ SELECT
     arrayMap(l -> l.trace_state, s.links) AS link_states, arrayMap(l -> {_map("l.attributes")}, s.links) AS link_attrs,
     s.status.code AS status_code, s.status.message AS status_message,
     ({python_only}) AS python_only
-FROM file({_q(path)}, 'Protobuf', {_q(_STRUCTURE)})
+FROM {source}
 ARRAY JOIN resource_spans AS rs
 ARRAY JOIN rs.scope_spans AS ss
 ARRAY JOIN ss.spans AS s
-SETTINGS format_schema = {_q(schema_path + ":Batch")},
-    input_format_parallel_parsing = 0, output_format_json_escape_forward_slashes = 0
+SETTINGS {settings + ", " if settings else ""}output_format_json_escape_forward_slashes = 0
 """  # noqa: E501
 
 
@@ -590,12 +617,18 @@ class Result:
 
 
 class EngineNormalizer:
-    """Runs the statements above for one store (an embedded one: the batch goes through a file)."""
+    """Runs the statements above for one store: an embedded one reads each batch from a file,
+    a ClickHouse server from the data of an insert in the store's session."""
 
     def __init__(self, store: Any, price: py.Pricer, directory: str | None = None):
         self.store = store
         self.price = price
+        self.server = not store.address.embedded
         self.directory = directory or tempfile.gettempdir()
+        self._events = _events_sql().replace("$events", store.table(schema.EVENTS))
+        self._spans = _spans_sql().replace("$spans", store.table(schema.SPANS))
+        if self.server:
+            return
         for stale in glob.glob(os.path.join(self.directory, _BATCH_PREFIX + "*")):  # left by a crash
             os.unlink(stale)
         # The schema as a file beside the batches (an inline schema would be cached by the engine
@@ -603,8 +636,6 @@ class EngineNormalizer:
         self.schema_path = os.path.abspath(os.path.join(self.directory, "tracehouse-otlp.proto"))
         with open(self.schema_path, "w") as f:
             f.write(SCHEMA)
-        self._events = _events_sql().replace("$events", store.table(schema.EVENTS))
-        self._spans = _spans_sql().replace("$spans", store.table(schema.SPANS))
 
     def _command(
         self, sql: str, settings: dict[str, Any] | None = None, parameters: dict[str, Any] | None = None
@@ -625,18 +656,10 @@ class EngineNormalizer:
         rows stay in a temporary table (``Result.batch``) for the run refresh: call
         :meth:`release` after it. Raises :class:`EngineCannotRead`, having stored nothing, when
         the engine cannot parse them."""
-        fd, path = tempfile.mkstemp(prefix=_BATCH_PREFIX, suffix=".bin", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for index, (tenant, payload) in enumerate(payloads):
-                    f.write(frame(payload, tenant, index))
-            self.release()
-            try:
-                self._command(_stage_sql(path, self.schema_path))
-            except Exception as exc:
-                raise EngineCannotRead(str(exc)) from exc
-        finally:
-            os.unlink(path)
+        if self.server:
+            self._stage_on_server(payloads)
+        else:
+            self._stage_from_file(payloads)
         try:
             python_records = {r for (r,) in self.store.query(f"SELECT DISTINCT record FROM {STAGE} WHERE python_only")}
             # A record is normalized by one path, whole.
@@ -666,6 +689,35 @@ class EngineNormalizer:
         except BaseException:
             self.release()
             raise
+
+    def _stage_from_file(self, payloads: Sequence[tuple[str, bytes]]) -> None:
+        fd, path = tempfile.mkstemp(prefix=_BATCH_PREFIX, suffix=".bin", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for index, (tenant, payload) in enumerate(payloads):
+                    f.write(frame(payload, tenant, index))
+            self.release()
+            try:
+                self._command(_stage_sql(*_file_source(path, self.schema_path)))
+            except Exception as exc:
+                raise EngineCannotRead(str(exc)) from exc
+        finally:
+            os.unlink(path)
+
+    def _stage_on_server(self, payloads: Sequence[tuple[str, bytes]]) -> None:
+        """The batch as the data of an insert into a temporary table of the session (the server
+        cannot read the client's files), then the same staging statement over that table."""
+        data = b"".join(frame(payload, tenant, index) for index, (tenant, payload) in enumerate(payloads))
+        self.release()
+        self._command(f"CREATE TEMPORARY TABLE {RAW} ({_STRUCTURE}) ENGINE = Memory")
+        try:
+            self.store.client.raw_insert(RAW, insert_block=data, fmt="Protobuf", settings=SERVER_PROTOBUF_SETTINGS)
+            self._command(_stage_sql(RAW, ""))
+        except OperationalError:
+            raise  # the server is unreachable or timed out: the writer retries the batch
+        except Exception as exc:
+            raise EngineCannotRead(str(exc)) from exc
+        self._command(f"DROP TEMPORARY TABLE {RAW}")
 
     def _models_sql(self, engine_rows: str) -> str:
         return f"SELECT DISTINCT {compile_rule(conventions.MODEL)} AS model FROM {STAGE} WHERE {engine_rows} AND model != ''"  # noqa: E501
@@ -700,5 +752,5 @@ class EngineNormalizer:
 
     def release(self) -> None:
         """Drop the batch's tables: after the runs it touched are refreshed (``Result.batch``)."""
-        for table in (STAGE, NORMALIZED):
+        for table in (RAW, STAGE, NORMALIZED) if self.server else (STAGE, NORMALIZED):
             self._command(f"DROP TEMPORARY TABLE IF EXISTS {table}")

@@ -10,8 +10,9 @@ for as long as it takes: nothing acknowledged is dropped. A failure that names t
 engine refuses a value) splits the batch: what can be stored is, and a record that fails alone
 goes to the quarantine (:mod:`quarantine`), so that no record holds up the ones after it.
 
-With the embedded store, trace records are normalized inside the engine (:mod:`normalize_sql`);
-only those that need the Python normalizer go through it.
+Trace records are normalized inside the engine (:mod:`normalize_sql`), the embedded one or a
+ClickHouse server's (one that takes a Protobuf schema from its client); only those that need the
+Python normalizer go through it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tracehouse import pricing
 from tracehouse.ingest import otlp
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.normalize import normalize_logs, normalize_spans
-from tracehouse.ingest.normalize_sql import EngineCannotRead, EngineNormalizer, Result
+from tracehouse.ingest.normalize_sql import EngineCannotRead, EngineNormalizer, Result, server_reads_protobuf
 from tracehouse.ingest.quarantine import Quarantine
 from tracehouse.ingest.spool import KIND_LOGS, KIND_TRACES, Record, Spool
 from tracehouse.model import Event, LogRecord, Node
@@ -117,7 +118,7 @@ class Writer:
         # Whether the listeners want the nodes of the spans the engine normalizes (building them
         # costs Python time: the live stream asks only while it has subscribers).
         self.listening: Callable[[], bool] = lambda: bool(self.listeners)
-        self.engine_normalize = engine_normalize  # None: where the store is embedded
+        self.engine_normalize = engine_normalize  # None: where the store's engine can
         self._engine: EngineNormalizer | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tracehouse-writer", daemon=True)
@@ -282,7 +283,9 @@ class Writer:
         return result
 
     def _engine_for(self, store: Store) -> EngineNormalizer | None:
-        use = store.address.embedded if self.engine_normalize is None else self.engine_normalize
+        use = self.engine_normalize
+        if use is None:
+            use = store.address.embedded or server_reads_protobuf(store.client)
         if use and self._engine is None:
             self._engine = EngineNormalizer(store, pricing.cost_usd, self.spool.directory)
         return self._engine if use else None

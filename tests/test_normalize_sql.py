@@ -404,3 +404,19 @@ def test_names_made_of_quotes_and_sql_are_stored_as_sent(store):
     agents = store.query(f"SELECT AgentName FROM {store.table(schema.SPANS)} WHERE RunRoot ORDER BY AgentName")
     _read(store)
     assert [a for (a,) in agents] == sorted(HOSTILE)
+
+
+def test_another_writers_batch_file_is_left_alone_and_a_crashed_ones_removed(store, tmp_path):
+    """Two receivers on one machine share the batch directory: a new normalizer removes only
+    the files a crash left (old), not a batch another writer is staging right now."""
+    import os
+    import time
+
+    live = tmp_path / f"{sql._BATCH_PREFIX}live.bin"
+    crashed = tmp_path / f"{sql._BATCH_PREFIX}crashed.bin"
+    live.write_bytes(b"x")
+    crashed.write_bytes(b"x")
+    old = time.time() - sql.STALE_BATCH_SECONDS - 60
+    os.utime(crashed, (old, old))
+    EngineNormalizer(store, pricing.cost_usd, directory=str(tmp_path))
+    assert live.exists() and not crashed.exists()

@@ -36,6 +36,7 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,7 @@ _STRUCTURE = (
 )
 
 _BATCH_PREFIX = "tracehouse-batch-"
+STALE_BATCH_SECONDS = 3600
 RAW = "tracehouse_ingest_raw"  # session-scoped temporary tables; RAW: a server's batch as sent
 STAGE = "tracehouse_ingest_stage"
 NORMALIZED = "tracehouse_ingest_normalized"
@@ -629,8 +631,14 @@ class EngineNormalizer:
         self._spans = _spans_sql().replace("$spans", store.table(schema.SPANS))
         if self.server:
             return
-        for stale in glob.glob(os.path.join(self.directory, _BATCH_PREFIX + "*")):  # left by a crash
-            os.unlink(stale)
+        # Batch files left by a crash; another writer's (another receiver on this machine, whose
+        # batch lives for seconds) are younger than STALE_BATCH_SECONDS and are left alone.
+        for stale in glob.glob(os.path.join(self.directory, _BATCH_PREFIX + "*")):
+            try:
+                if time.time() - os.path.getmtime(stale) > STALE_BATCH_SECONDS:
+                    os.unlink(stale)
+            except FileNotFoundError:  # its writer removed it meanwhile
+                pass
         # The schema as a file beside the batches (an inline schema would be cached by the engine
         # in the working directory).
         self.schema_path = os.path.abspath(os.path.join(self.directory, "tracehouse-otlp.proto"))

@@ -38,6 +38,13 @@ def test_instrument_benchmark_runs():
     assert report["node_ratio"] > 0 and report["llm_call_ratio"] > 0
 
 
+def test_imports_benchmark_runs():
+    report = _run("imports.py", "--repeat", "1")
+    assert set(report["cases"]) == {"bare_otel_sdk", "import_tracehouse", "record_a_run", "import_client"}
+    assert all(case["modules"] > 0 and case["import_ms"] > 0 for case in report["cases"].values())
+    assert all(not case["server_modules_loaded"] for case in report["cases"].values())
+
+
 def test_queries_benchmark_runs():
     report = _run("queries.py", "--runs", "300", "--batch", "100", "--samples", "5")
     assert report["spans"] > 3000 and report["run_rows"] == 600

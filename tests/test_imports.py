@@ -1,7 +1,8 @@
-"""Imports run one way: core (semconv, model, conventions) at the bottom; the instrumentation on
+"""Imports run one way: core (semconv, vocabulary, model, conventions) at the bottom; the instrumentation on
 core and the OpenTelemetry API/SDK only; ingest and the read service on the store; the HTTP app
-and the web page on those; the Python client on the response models only (and the package root,
-which every import of a tracehouse module runs first: it imports the instrumentation).
+and the web page on those; the Python client on the response models only. The package root, which
+every import of a tracehouse module runs first, loads the recording API and the client on first
+use only.
 
 Each check imports in a fresh interpreter and reads ``sys.modules``, so what a module loads
 through any chain of imports counts.
@@ -22,6 +23,8 @@ PACKAGE = SRC / "tracehouse"
 
 # What a server needs and a recording agent or the Python client does not.
 SERVER_STACK = ("clickhouse_connect", "chdb", "fastapi", "starlette", "uvicorn", "prometheus_client", "jinja2")
+# The canonical rows' validation: the reading side's, not the recording side's.
+ROWS = ("pydantic", "tracehouse.model")
 UPPER_LAYERS = ("tracehouse.ingest", "tracehouse.store", "tracehouse.api", "tracehouse.web", "tracehouse.server")
 
 RECORD = """
@@ -79,19 +82,19 @@ def test_recording_a_run_loads_no_store_no_server_and_no_grpc():
     )
     loaded = _loaded(exporter + RECORD + "assert len(spans.get_finished_spans()) == 4\n")
     assert "tracehouse.instrument.nesting" in loaded  # the nesting check ran on every span's end
-    assert not _under(loaded, *SERVER_STACK, *UPPER_LAYERS, "tracehouse.client", "grpc")
+    assert not _under(loaded, *SERVER_STACK, *UPPER_LAYERS, *ROWS, "tracehouse.client", "grpc")
 
 
 def test_recording_over_otlp_http_loads_no_store_no_server_and_no_grpc():
     loaded = _loaded(OVER_OTLP.format(protocol="http/protobuf") + RECORD)
     assert "opentelemetry.exporter.otlp.proto.http.trace_exporter" in loaded
-    assert not _under(loaded, *SERVER_STACK, *UPPER_LAYERS, "tracehouse.client", "grpc")
+    assert not _under(loaded, *SERVER_STACK, *UPPER_LAYERS, *ROWS, "tracehouse.client", "grpc")
 
 
 def test_recording_over_otlp_grpc_loads_grpc_as_a_client_only():
     loaded = _loaded(OVER_OTLP.format(protocol="grpc") + RECORD)
     assert "grpc" in loaded  # the OTel gRPC exporter's channel
-    assert not _under(loaded, *SERVER_STACK, *UPPER_LAYERS, "tracehouse.client", "grpc._server")
+    assert not _under(loaded, *SERVER_STACK, *UPPER_LAYERS, *ROWS, "tracehouse.client", "grpc._server")
 
 
 def test_importing_tracehouse_loads_neither_the_store_nor_the_client():
@@ -103,28 +106,49 @@ def test_the_whole_instrumentation_stays_off_the_store_and_the_server():
     # Every module of instrument/, framework integrations included (they load their framework
     # only when it is instrumented).
     loaded = _loaded(_importing(_modules("instrument")))
-    assert not _under(loaded, *SERVER_STACK, *UPPER_LAYERS, "tracehouse.client", "grpc")
+    assert not _under(loaded, *SERVER_STACK, *UPPER_LAYERS, *ROWS, "tracehouse.client", "grpc")
 
 
 @pytest.mark.parametrize(
     "code", ["import tracehouse.client", "from tracehouse import Client\nClient('http://127.0.0.1:9')"]
 )
-def test_the_python_client_loads_no_http_server_and_no_store(code):
+def test_the_python_client_loads_no_http_server_no_store_and_no_recording_side(code):
     loaded = _loaded(code)
     assert "tracehouse.responses" in loaded
-    assert not _under(loaded, *SERVER_STACK, *UPPER_LAYERS)
+    assert not _under(loaded, *SERVER_STACK, *UPPER_LAYERS, "tracehouse.instrument", "opentelemetry.sdk")
+
+
+def test_the_recording_api_is_there_on_first_use():
+    loaded = _loaded(
+        "import tracehouse\n"
+        "assert 'tracehouse.instrument' not in __import__('sys').modules\n"
+        "assert tracehouse.run is __import__('tracehouse.instrument', fromlist=['run']).run\n"
+        "assert {'run', 'node', 'llm_call', 'tool', 'Client'} <= set(dir(tracehouse))\n"
+        "try:\n    tracehouse.nope\nexcept AttributeError as e:\n    assert 'nope' in str(e)\n"
+        "else:\n    raise AssertionError('no AttributeError')\n"
+    )
+    assert "tracehouse.instrument" in loaded
 
 
 def test_core_modules_stand_alone():
-    core = ["tracehouse.semconv", "tracehouse.model", "tracehouse.conventions", "tracehouse.auth"]
+    core = [
+        "tracehouse.semconv",
+        "tracehouse.vocabulary",
+        "tracehouse.model",
+        "tracehouse.conventions",
+        "tracehouse.auth",
+    ]
     loaded = _loaded(_importing(core))
-    assert not _under(loaded, *SERVER_STACK, *UPPER_LAYERS, "tracehouse.client")
+    assert not _under(loaded, *SERVER_STACK, *UPPER_LAYERS, "tracehouse.client", "tracehouse.instrument")
 
 
 def test_the_store_loads_neither_ingest_nor_the_http_app():
     loaded = _loaded(_importing(_modules("store")))
     assert "tracehouse.store.reads" in loaded
-    assert not _under(loaded, "tracehouse.ingest", "tracehouse.api", "tracehouse.web", "tracehouse.server", "fastapi")
+    assert not _under(
+        loaded, "tracehouse.ingest", "tracehouse.api", "tracehouse.web", "tracehouse.server", "fastapi",
+        "tracehouse.instrument", "opentelemetry.sdk",
+    )  # fmt: skip
 
 
 def test_ingest_loads_neither_the_http_app_nor_the_web_page():

@@ -1,18 +1,29 @@
-"""tracehouse: the flight recorder for AI agents."""
+"""tracehouse: the flight recorder for AI agents.
 
-from typing import Any
+The recording API (``tracehouse.run``, ``node``, ``llm_call``, ``tool``, ...) and the Python
+client (``tracehouse.Client``) are loaded on first use: importing any tracehouse module runs
+this file first, and neither a server (``tracehouse.store``, ``tracehouse.ingest``) nor the
+client should load the OpenTelemetry SDK that only recording needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from tracehouse._version import __version__
-from tracehouse.instrument import (
-    checkpoint,
-    configure,
-    current_run,
-    event,
-    llm_call,
-    node,
-    run,
-    tool,
-)
+
+if TYPE_CHECKING:
+    from tracehouse.client import Client
+    from tracehouse.instrument import checkpoint, configure, current_run, event, llm_call, node, run, tool
+
+# Each public name and the module it comes from.
+_LAZY = {
+    "Client": "tracehouse.client",
+    **dict.fromkeys(
+        ("checkpoint", "configure", "current_run", "event", "llm_call", "node", "run", "tool"), "tracehouse.instrument"
+    ),
+}
 
 __all__ = [
     "Client",
@@ -29,9 +40,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The client is imported on first use, so that recording agents does not load the HTTP stack.
-    if name == "Client":
-        from tracehouse.client import Client
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tracehouse' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups find it without coming here
+    return value
 
-        return Client
-    raise AttributeError(f"module 'tracehouse' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracehouse import semconv
-from tracehouse.model import MAX_TOKENS, NODE_TYPE_NAMES, NodeType, Status
+from tracehouse.vocabulary import MAX_TOKENS, NODE_TYPE_NAMES, NodeType, Status
 
 OPERATION_TYPES = {
     semconv.OP_CHAT: NodeType.LLM,

@@ -40,8 +40,8 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from tracehouse import pricing, semconv
 from tracehouse._version import __version__
 from tracehouse.instrument import settings
-from tracehouse.model import NodeType
-from tracehouse.model import Status as RunStatus
+from tracehouse.vocabulary import NodeType
+from tracehouse.vocabulary import Status as RunStatus
 
 _RUN = otel_context.create_key("tracehouse_current_run")  # a context key, not an attribute
 

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from typing import Any
 
 from tracehouse.conventions import node_type
-from tracehouse.model import NodeType
+from tracehouse.vocabulary import NodeType
 
 # Instrumentation scopes whose spans are never the current span (OpenInference's LangChain
 # tracer: LangChain callbacks cannot detach a context reliably).

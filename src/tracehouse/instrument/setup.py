@@ -42,7 +42,7 @@ from tracehouse.instrument import settings
 from tracehouse.instrument.api import OWN_SCOPE, RunStamper, current_run
 from tracehouse.instrument.capture import DEFAULT_MAX_PAYLOAD_BYTES, Capture, decoded
 from tracehouse.instrument.nesting import NestedCalls
-from tracehouse.model import NodeType
+from tracehouse.vocabulary import NodeType
 
 log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"

@@ -29,7 +29,7 @@ from tracehouse import semconv
 from tracehouse.instrument import api
 from tracehouse.instrument.capture import Capture, decoded
 from tracehouse.instrument.frameworks import Integration
-from tracehouse.model import NodeType
+from tracehouse.vocabulary import NodeType
 
 _TRANSPARENT = ("task", "turn")  # SDK spans that group others and add no node of their own
 

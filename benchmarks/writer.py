@@ -6,6 +6,14 @@ fresh embedded store, in this process, with no receiver and no clients beside it
 spans/s stored, the process's CPU time per span (all engine threads), and the wall and CPU
 time of each kind of statement the writer ran. Prints one JSON object.
 
+Then the floor under the writer: each table the writer filled (the materialized views'
+targets included) is written out in the engine's Native format, and those same rows are
+inserted again from it into an empty copy of the table (same columns, keys, indexes, codecs and
+TTL; no materialized views): the engine's own cost of sorting, indexing and compressing them,
+in CPU µs per span stored, per table and in all, and the writer's CPU per span as a multiple of
+it. What lies between the two is the writer's own work: parsing, normalizing, the temporary
+tables, the rollups.
+
 ``--server`` stores through the tests' ClickHouse HTTP endpoint instead (tests/clickhouse_http.py:
 the same engine, in this process, behind ClickHouse's HTTP interface), as a server store does;
 its figures include the endpoint's own HTTP and Python work, which a real server does not add
@@ -32,7 +40,7 @@ from report import print_report
 from tracehouse.ingest.metrics import Metrics
 from tracehouse.ingest.spool import KIND_TRACES, Spool
 from tracehouse.ingest.writer import Writer
-from tracehouse.store import Store
+from tracehouse.store import Store, schema
 from tracehouse.store.retention import RetentionPolicy
 
 
@@ -41,6 +49,30 @@ def _statement_kind(sql: str) -> str:
     words = re.sub(r"\s+", " ", str(sql)).strip()
     match = re.match(r"(INSERT INTO \S+|CREATE TEMPORARY TABLE \S+|SELECT .{0,40}? FROM \S+|\S+ \S+ \S+)", words)
     return match.group(1) if match else words[:60]
+
+
+def floor(store: Store, directory: str, spans: int) -> dict:
+    """The engine's cost of inserting the rows the writer stored, from Native, per table."""
+    database = store.layout.database
+    tables = store.query(
+        "SELECT name FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree' "
+        "AND total_rows > 0 AND name != {migrations:String} ORDER BY name",
+        {"db": database, "migrations": schema.MIGRATIONS},
+    )
+    per_table, total = {}, 0.0
+    for (name,) in tables:
+        path, copy = f"{directory}/floor-{name}.native", f"`{database}`.`floor_{name}`"
+        store.client.command(f"INSERT INTO FUNCTION file('{path}', 'Native') SELECT * FROM `{database}`.`{name}`")
+        store.client.command(f"CREATE TABLE {copy} AS `{database}`.`{name}`")
+        started_cpu, started = time.process_time(), time.perf_counter()
+        store.client.command(f"INSERT INTO {copy} SELECT * FROM file('{path}', 'Native')")
+        cpu_s, wall_s = time.process_time() - started_cpu, time.perf_counter() - started
+        rows = store.query(f"SELECT count() FROM {copy}")[0][0]
+        store.client.command(f"DROP TABLE {copy}")
+        Path(path).unlink()
+        per_table[name] = {"rows": rows, "cpu_us_per_span": round(cpu_s / spans * 1e6, 2), "wall_s": round(wall_s, 3)}
+        total += cpu_s
+    return {"cpu_us_per_span": round(total / spans * 1e6, 2), "tables": per_table}
 
 
 def main() -> int:
@@ -96,6 +128,7 @@ def main() -> int:
         batches += 1
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
     top = sorted(cpu, key=cpu.get, reverse=True)[:10]
+    under = floor(store, directory, spans)
     print_report(
         {
             "benchmark": "writer",
@@ -109,6 +142,8 @@ def main() -> int:
                 kind: {"wall_s": round(wall[kind], 3), "cpu_us_per_span": round(cpu[kind] / spans * 1e6, 2)}
                 for kind in top
             },
+            "floor": under,
+            "writer_over_floor": round(cpu_seconds / spans * 1e6 / under["cpu_us_per_span"], 2),
         }
     )
     store.close()

@@ -63,6 +63,8 @@ def test_writer_benchmark_runs():
     assert report["spans"] == 3000 and report["batches"] >= 1
     assert report["stored_spans_per_s"] > 0 and report["cpu_us_per_span"] > 0
     assert any(kind.startswith("INSERT INTO") and kind.endswith(".otel_traces") for kind in report["statements"])
+    assert report["floor"]["tables"]["otel_traces"]["rows"] == 3000 and report["floor"]["cpu_us_per_span"] > 0
+    assert report["writer_over_floor"] > 1  # the writer does more than the engine's insert alone
 
 
 def test_receiver_benchmark_runs():

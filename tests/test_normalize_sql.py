@@ -23,7 +23,7 @@ from opentelemetry.trace import Link, Status, StatusCode
 from otel_helpers import Recorder
 
 from tracehouse import pricing, semconv
-from tracehouse.ingest import normalize
+from tracehouse.ingest import engine_input, normalize
 from tracehouse.ingest import normalize_sql as sql
 from tracehouse.ingest.normalize import Retention, normalize_spans
 from tracehouse.ingest.normalize_sql import EngineNormalizer, frame
@@ -218,14 +218,11 @@ def _without_what_only_python_reads(payload: bytes) -> bytes:
     """The request less its flattened messages, per-message events and Langfuse JSON details:
     the rest of each convention is the engine's to read."""
     request = ExportTraceServiceRequest.FromString(payload)
+    flattened, python_only = engine_input.FLATTENED_PREFIXES, engine_input.PYTHON_ONLY_KEYS
     for rs in request.resource_spans:
         for ss in rs.scope_spans:
             for span in ss.spans:
-                kept = [
-                    kv
-                    for kv in span.attributes
-                    if not (kv.key.startswith(sql._FLATTENED_PREFIXES) or kv.key in sql._PYTHON_ONLY_KEYS)
-                ]
+                kept = [kv for kv in span.attributes if not kv.key.startswith(flattened) and kv.key not in python_only]
                 del span.attributes[:]
                 span.attributes.extend(kept)
                 events = [e for e in span.events if e.name not in normalize.LEGACY_MESSAGE_EVENTS]

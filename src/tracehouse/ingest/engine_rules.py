@@ -1,7 +1,7 @@
 """The conventions' rules (:mod:`tracehouse.conventions`) compiled into the engine's SQL.
 
 Each expression of a rule becomes the SQL expression that computes the same value over the
-staged spans of :mod:`tracehouse.ingest.normalize_sql`: ``attrs`` and ``res`` are the span's and
+staged spans of :mod:`tracehouse.ingest.engine_input`: ``attrs`` and ``res`` are the span's and
 its resource's attribute maps, and the fields computed before a rule are columns of a lower
 layer of the normalizing statement (:data:`FIELDS`). Only the rules' own constants (attribute
 names, table entries) become SQL literals, through :mod:`tracehouse.ingest.sql_text`.

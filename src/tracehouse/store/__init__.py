@@ -122,6 +122,13 @@ class Store:
         self.client.insert(self.layout.table(table), data, column_names=list(columns), settings=settings)
         return len(data)
 
+    def insert_from(self, table: str, columns: Sequence[str], select: str, *, dedup_token: str | None = None) -> None:
+        """``INSERT INTO table (columns) select``: rows the engine computes from its own tables
+        (the engine normalizer's temporary tables of a batch, in this store's session)."""
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        names = ", ".join(f"`{c}`" for c in columns)
+        self.client.command(f"INSERT INTO {self.layout.table(table)} ({names}) {select}", settings=settings)
+
     def insert_spans(self, nodes: Iterable[Node], *, dedup_token: str | None = None) -> int:
         """Insert spans as they are; call :meth:`refresh_runs` for their runs afterwards."""
         return self._insert(schema.SPANS, rows.SPAN_COLUMNS, [rows.span_row(n) for n in nodes], dedup_token)

@@ -22,7 +22,8 @@ limit, and the writer storing them), so sending from several threads mostly over
 the cases with the server's work, and several servers help only on idle cores.
 
 --time-limit stops sending after that many seconds (SIGTERM and Ctrl-C likewise); the report
-then says after how many cases.
+then says after how many cases, and ``case_range`` which ones were sent: ``--first-case`` goes
+on from there, with the same seed (a case does not depend on the cases before it).
 
 Prints one JSON object: the answers per channel (HTTP status or gRPC status), the server errors
 (HTTP 5xx but 503 with Retry-After, gRPC INTERNAL or UNKNOWN, no answer at all) with the first
@@ -347,12 +348,13 @@ class Fuzzing:
         args = self.args
         for target in self.targets:
             target.connect(args)
+            target.suspects_from = args.first_case
         signal.signal(signal.SIGTERM, self.stop_sending)
         signal.signal(signal.SIGINT, self.stop_sending)
         window = 2 * args.workers  # cases made ahead of the senders, so none waits for the next
         started = last_check = last_progress = time.monotonic()
-        index = -1
-        for index in range(args.cases):
+        index = args.first_case - 1
+        for index in range(args.first_case, args.cases):
             if self.stopping or args.time_limit and time.monotonic() - started > args.time_limit:
                 self.stopping = self.stopping or f"time limit ({args.time_limit:g} s)"
                 index -= 1
@@ -376,9 +378,10 @@ class Fuzzing:
                 now = time.monotonic()
             if now - last_progress > 10:
                 last_progress = now
+                done = index + 1 - args.first_case
                 print(
-                    f"{index + 1} cases, {(index + 1) / (now - started):.0f}/s, {self.error_count} server errors, "
-                    f"{len(self.crashes)} crashes, {len(self.stops)} writer stops, "
+                    f"{done} cases (to case {index}), {done / (now - started):.0f}/s, "
+                    f"{self.error_count} server errors, {len(self.crashes)} crashes, {len(self.stops)} writer stops, "
                     f"{self.runs_stored}/{self.runs_sent} runs stored",
                     file=sys.stderr,
                 )
@@ -401,6 +404,7 @@ class Fuzzing:
             "benchmark": "fuzz",
             "seed": args.seed,
             "cases": cases,
+            "case_range": [args.first_case, index],
             "servers": len(self.targets),
             "workers": args.workers,
             "seconds_sending": round(sending, 1),
@@ -422,7 +426,7 @@ class Fuzzing:
             "store_write_errors": int(self.accepted["store write errors"]),
         }
         if self.stopping:
-            report["stopped_early"] = f"by {self.stopping}, after {cases} of {args.cases} cases"
+            report["stopped_early"] = f"by {self.stopping}, after {cases} of {args.cases - args.first_case} cases"
         return report
 
 
@@ -430,6 +434,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--first-case", type=int, default=0, help="start at this case of the seed (to go on where a run stopped)"
+    )
     parser.add_argument("--run-every", type=int, default=50, help="send a valid run every this many cases")
     parser.add_argument("--url", help="the OTLP/HTTP and API base URL of a running server (default: start one)")
     parser.add_argument("--grpc", default="127.0.0.1:4317", help="its OTLP/gRPC host:port, with --url")

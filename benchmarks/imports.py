@@ -24,12 +24,11 @@ from report import print_report
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
+# A run, a step, an LLM call and a tool, recorded wherever tracehouse is configured to send them
+# (tests/test_imports.py records the same run).
 RECORD = """
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk._logs.export import InMemoryLogExporter
 import tracehouse
-spans = InMemorySpanExporter()
-tracehouse.configure("agent", exporter=spans, log_exporter=InMemoryLogExporter(), batch=False)
+
 with tracehouse.run("planner", input="Plan a trip") as run:
     with tracehouse.node("plan"):
         with tracehouse.llm_call("gpt-4o-mini", "openai", [{"role": "user", "content": "Plan"}]) as llm:
@@ -37,13 +36,19 @@ with tracehouse.run("planner", input="Plan a trip") as run:
     with tracehouse.tool("search_flights", {"to": "FCO"}) as t:
         t.set_result({"best": 620})
     run.set_output("done")
-assert len(spans.get_finished_spans()) == 4
+"""
+IN_MEMORY = """
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk._logs.export import InMemoryLogExporter
+import tracehouse
+spans = InMemorySpanExporter()
+tracehouse.configure("agent", exporter=spans, log_exporter=InMemoryLogExporter(), batch=False)
 """
 
 CASES = {
     "bare_otel_sdk": "import opentelemetry.sdk.trace",
     "import_tracehouse": "import tracehouse",
-    "record_a_run": RECORD,
+    "record_a_run": IN_MEMORY + RECORD + "assert len(spans.get_finished_spans()) == 4\n",
     "import_client": "import tracehouse.client",
 }
 

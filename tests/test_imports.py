@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from imports import IN_MEMORY, RECORD  # noqa: E402 (the run benchmarks/imports.py records)
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "tracehouse"
 
@@ -27,17 +30,6 @@ SERVER_STACK = ("clickhouse_connect", "chdb", "fastapi", "starlette", "uvicorn",
 ROWS = ("pydantic", "tracehouse.model")
 UPPER_LAYERS = ("tracehouse.ingest", "tracehouse.store", "tracehouse.api", "tracehouse.web", "tracehouse.server")
 
-RECORD = """
-import tracehouse
-
-with tracehouse.run("planner", input="Plan a trip") as run:
-    with tracehouse.node("plan"):
-        with tracehouse.llm_call("gpt-4o-mini", "openai", [{"role": "user", "content": "Plan"}]) as llm:
-            llm.record_response("1. flights", input_tokens=10, output_tokens=5)
-    with tracehouse.tool("search_flights", {"to": "FCO"}) as t:
-        t.set_result({"best": 620})
-    run.set_output("done")
-"""
 # Nothing listens there: the spans wait in the batch processor, which is never flushed.
 OVER_OTLP = "import tracehouse\ntracehouse.configure('agent', endpoint='http://127.0.0.1:9', protocol={protocol!r})\n"
 
@@ -73,14 +65,7 @@ def _importing(modules: list[str]) -> str:
 
 
 def test_recording_a_run_loads_no_store_no_server_and_no_grpc():
-    exporter = (
-        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter\n"
-        "from opentelemetry.sdk._logs.export import InMemoryLogExporter\n"
-        "import tracehouse\n"
-        "spans = InMemorySpanExporter()\n"
-        "tracehouse.configure('agent', exporter=spans, log_exporter=InMemoryLogExporter(), batch=False)\n"
-    )
-    loaded = _loaded(exporter + RECORD + "assert len(spans.get_finished_spans()) == 4\n")
+    loaded = _loaded(IN_MEMORY + RECORD + "assert len(spans.get_finished_spans()) == 4\n")
     assert "tracehouse.instrument.nesting" in loaded  # the nesting check ran on every span's end
     assert not _under(loaded, *SERVER_STACK, *UPPER_LAYERS, *ROWS, "tracehouse.client", "grpc")
 
